@@ -1,0 +1,293 @@
+/*
+ * Kvasir C ABI: the only surface of the native library that Java binds.
+ *
+ * Conventions (see docs/native.md):
+ *  - Every fallible call returns kv_status; KV_STATUS_OK is 0. On failure the calling
+ *    thread's kv_last_error() names the call, the argument and the limit that was broken.
+ *  - Opaque handles are created by kv_<class>_init(..., &out) and released by the
+ *    NULL-safe kv_<class>_free(). Nothing is freed behind the caller's back.
+ *  - Callers own every buffer they pass and pass its size. Pointers marked "stream memory"
+ *    must be readable (or writable) by the stream's backend: for a CUDA stream that is
+ *    device memory or pinned host memory from kv_buffer_init; for a CPU stream any host memory.
+ *  - Operations named *_async are ordered on their stream and may return before the work is
+ *    done; a CPU stream runs them before returning. Errors found on the device while the work
+ *    runs (an index out of range, say) are reported by the next kv_stream_synchronize().
+ *  - Sizes are in bytes when the name ends in _bytes, otherwise in elements. Tensors are
+ *    dense, row-major, innermost dimension last.
+ *
+ * Changing a signature, a struct layout or an enum value bumps KV_ABI_VERSION; status values
+ * are append-only.
+ */
+#ifndef KVASIR_KVASIR_H
+#define KVASIR_KVASIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define KV_API __declspec(dllexport)
+#else
+#define KV_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ version, status */
+
+/** Version of this header. The Java bindings refuse a library reporting another one. */
+#define KV_ABI_VERSION 1
+
+typedef enum kv_status {
+  KV_STATUS_OK = 0,
+  KV_STATUS_INVALID_ARGUMENT = 1, /* a NULL handle, a bad shape, a value out of range */
+  KV_STATUS_OUT_OF_MEMORY = 2,    /* an allocation on some tier failed */
+  KV_STATUS_UNSUPPORTED = 3,      /* valid request this build or backend does not do */
+  KV_STATUS_NO_DEVICE = 4,        /* backend not compiled in, no driver, or no such device */
+  KV_STATUS_DEVICE_ERROR = 5,     /* the CUDA runtime reported an error */
+  KV_STATUS_INTERNAL = 6          /* a bug in Kvasir: please report the message */
+} kv_status;
+
+/** The ABI version the library was built with (KV_ABI_VERSION of its header). */
+KV_API int32_t kv_abi_version(void);
+
+/** Library version and build facts, e.g. "kvasir 0.1.0 (cuda 13.0, sm_90;compute_80)". Static storage. */
+KV_API const char* kv_build_info(void);
+
+/** Stable name of a status, e.g. "KV_STATUS_INVALID_ARGUMENT". Never NULL. */
+KV_API const char* kv_status_to_string(kv_status status);
+
+/**
+ * Message of the last failing call on this thread ("" if none). Valid until the next call
+ * into the library on this thread. Successful calls do not clear it.
+ */
+KV_API const char* kv_last_error(void);
+
+/** Clears this thread's last error message. */
+KV_API void kv_clear_last_error(void);
+
+/* ------------------------------------------------------------------ backends, devices */
+
+typedef enum kv_backend {
+  KV_BACKEND_CPU = 0, /* always built; one device, the host */
+  KV_BACKEND_CUDA = 1 /* built when nvcc was found; devices need a driver */
+} kv_backend;
+
+/** 1 if the backend was compiled into this library, 0 otherwise. */
+KV_API int32_t kv_backend_compiled(kv_backend backend);
+
+/**
+ * Number of usable devices of a backend. CPU: always 1. CUDA: the devices the driver shows.
+ * When the backend is not compiled in or no driver is present, *out_count is 0 and the
+ * status is KV_STATUS_NO_DEVICE with the reason in kv_last_error().
+ */
+KV_API kv_status kv_device_count(kv_backend backend, int32_t* out_count);
+
+/** Properties of one device. Strings are NUL-terminated. */
+typedef struct kv_device_props {
+  int32_t backend;               /* kv_backend */
+  int32_t ordinal;               /* device index within the backend */
+  char name[128];                /* "NVIDIA H200", or the host CPU model */
+  char arch[32];                 /* "sm_90", or the CPU SIMD level in use ("avx2") */
+  uint64_t total_memory_bytes;   /* device memory, or host RAM */
+  int32_t compute_units;         /* multiprocessors, or logical CPU cores */
+  int32_t compute_major;         /* CUDA compute capability; 0 on the CPU */
+  int32_t compute_minor;
+  int32_t pci_bus_id;            /* -1 on the CPU */
+  uint64_t l2_cache_bytes;       /* 0 where unknown */
+  uint64_t shared_memory_per_block_bytes; /* opt-in maximum; 0 on the CPU */
+} kv_device_props;
+
+KV_API kv_status kv_device_get_props(kv_backend backend, int32_t ordinal, kv_device_props* out);
+
+/** CPU SIMD levels; the library picks the best one the CPU supports at load time. */
+typedef enum kv_cpu_isa {
+  KV_CPU_ISA_SCALAR = 0,
+  KV_CPU_ISA_AVX2 = 1 /* AVX2 + FMA */
+} kv_cpu_isa;
+
+/** The SIMD level CPU kernels use now. */
+KV_API kv_cpu_isa kv_cpu_isa_active(void);
+
+/**
+ * Caps the SIMD level CPU kernels may use (tests run every level; users need not).
+ * Asking for more than the CPU supports gives KV_STATUS_UNSUPPORTED.
+ */
+KV_API kv_status kv_cpu_isa_set_max(kv_cpu_isa isa);
+
+/* ------------------------------------------------------------------ memory tiers */
+
+typedef enum kv_mem_tier {
+  KV_MEM_DEVICE = 0,      /* cudaMalloc on CUDA; 256-byte aligned host memory on the CPU backend */
+  KV_MEM_PINNED_HOST = 1, /* page-locked, mapped host memory (CUDA kernels read it in place) */
+  KV_MEM_HOST = 2         /* plain host memory, 256-byte aligned */
+} kv_mem_tier;
+#define KV_MEM_TIER_COUNT 3
+
+typedef struct kv_buffer* kv_buffer_t;
+
+/**
+ * Allocates size_bytes (> 0) on a tier of a backend's device. On the CPU backend every tier
+ * is host memory (there is nothing to pin without a driver); the counters still keep tiers apart.
+ * Contents are undefined.
+ */
+KV_API kv_status kv_buffer_init(kv_backend backend, int32_t device, kv_mem_tier tier,
+                                uint64_t size_bytes, kv_buffer_t* out);
+
+/** Frees a buffer (NULL-safe). Work on streams that still uses it must be finished. */
+KV_API void kv_buffer_free(kv_buffer_t buffer);
+
+/** Address usable by streams of the buffer's backend (pinned: the host address, mapped for the device). */
+KV_API void* kv_buffer_data(kv_buffer_t buffer);
+KV_API uint64_t kv_buffer_size_bytes(kv_buffer_t buffer);
+KV_API kv_mem_tier kv_buffer_tier(kv_buffer_t buffer);
+KV_API kv_backend kv_buffer_backend(kv_buffer_t buffer);
+
+/** Live allocations and their bytes on one tier, over all backends and devices. */
+KV_API kv_status kv_mem_live(kv_mem_tier tier, int64_t* out_count, int64_t* out_bytes);
+
+/* ------------------------------------------------------------------ streams, events */
+
+typedef struct kv_stream* kv_stream_t;
+typedef struct kv_event* kv_event_t;
+
+/** An ordered queue of work on one device. A CPU stream runs work in the calling thread. */
+KV_API kv_status kv_stream_init(kv_backend backend, int32_t device, kv_stream_t* out);
+KV_API void kv_stream_free(kv_stream_t stream);
+KV_API kv_backend kv_stream_backend(kv_stream_t stream);
+KV_API int32_t kv_stream_device(kv_stream_t stream);
+
+/** Waits for all work on the stream, then reports any error the device recorded for it. */
+KV_API kv_status kv_stream_synchronize(kv_stream_t stream);
+
+/** An event of the stream's backend and device (CPU: a host timestamp). */
+KV_API kv_status kv_event_init(kv_stream_t stream, kv_event_t* out);
+KV_API void kv_event_free(kv_event_t event);
+KV_API kv_status kv_event_record(kv_event_t event, kv_stream_t stream);
+KV_API kv_status kv_event_synchronize(kv_event_t event);
+/** Makes later work on stream wait for the event's recorded work. */
+KV_API kv_status kv_stream_wait_event(kv_stream_t stream, kv_event_t event);
+/** Milliseconds between two recorded, completed events. */
+KV_API kv_status kv_event_elapsed_ms(kv_event_t start, kv_event_t end, float* out_ms);
+
+/* ------------------------------------------------------------------ copies */
+
+/**
+ * Copies bytes between any two buffers the stream's backend can address (host, pinned,
+ * device; direction is inferred). Plain host memory is copied synchronously on CUDA.
+ */
+KV_API kv_status kv_memcpy_async(kv_stream_t stream, void* dst, const void* src, uint64_t size_bytes);
+
+/** Sets size_bytes of stream memory to the byte value (0..255). */
+KV_API kv_status kv_memset_async(kv_stream_t stream, void* dst, int32_t value, uint64_t size_bytes);
+
+/**
+ * Batched page copy, the recall primitive: one call moves many scattered fixed-size pages.
+ *   for i in [0, num_pages):
+ *     dst_base + dst_pages[i] * page_bytes  <-  src_base + src_pages[i] * page_bytes   (page_bytes bytes)
+ * src_pages, dst_pages: int64 page indices [num_pages] in stream memory; NULL means i (a
+ *   contiguous run), so NULL src_pages is a scatter and NULL dst_pages a gather.
+ * src_capacity_pages, dst_capacity_pages: pages in each region; an index outside [0, capacity)
+ *   is not copied and fails the call (CPU) or the next kv_stream_synchronize (CUDA).
+ * The regions may be device or pinned host memory on CUDA (read in place, no staging), any
+ * host memory on the CPU. Destination pages must not overlap each other or any source page.
+ * Bit-exact. Aligned 16-byte moves when page_bytes and both bases are multiples of 16.
+ */
+KV_API kv_status kv_page_copy_async(kv_stream_t stream, void* dst_base, int64_t dst_capacity_pages,
+                                    const void* src_base, int64_t src_capacity_pages,
+                                    uint64_t page_bytes, const int64_t* src_pages,
+                                    const int64_t* dst_pages, int64_t num_pages);
+
+/* ------------------------------------------------------------------ attention states */
+
+typedef enum kv_dtype {
+  KV_DTYPE_F32 = 0,
+  KV_DTYPE_BF16 = 1
+} kv_dtype;
+
+/*
+ * An attention state of a query over a set of keys I is (o, lse):
+ *   lse = ln sum_{i in I} exp(s_i),  o = sum_i exp(s_i - lse) v_i,  s_i = sm_scale * q.k_i.
+ * lse is fp32, natural log; lse = -inf is the empty state (its o is ignored and may hold
+ * anything, NaN included). Merging is exact, associative and commutative:
+ *   m = max(l1, l2), w_i = exp(l_i - m), o = (w1 o1 + w2 o2) / (w1 + w2), lse = m + ln(w1 + w2).
+ * Merging only empty states gives o = 0, lse = -inf. Arithmetic is fp32 in every dtype.
+ * "rows" counts independent states (tokens x heads); head_dim is any positive value.
+ */
+
+/** o_out, lse_out [rows][head_dim], [rows] <- merge(a, b). o_out may alias o_a or o_b. */
+KV_API kv_status kv_merge_state_async(kv_stream_t stream, kv_dtype dtype, const void* o_a,
+                                      const float* lse_a, const void* o_b, const float* lse_b,
+                                      void* o_out, float* lse_out, int64_t rows, int32_t head_dim);
+
+/** (o, lse) <- merge((o, lse), (o_other, lse_other)), in place. */
+KV_API kv_status kv_merge_state_inplace_async(kv_stream_t stream, kv_dtype dtype, void* o,
+                                              float* lse, const void* o_other,
+                                              const float* lse_other, int64_t rows,
+                                              int32_t head_dim);
+
+/**
+ * N-way merge. o_states [num_states][rows][head_dim] (dtype), lse_states [num_states][rows];
+ * o_out [rows][head_dim] (dtype), lse_out [rows] (may be NULL). num_states >= 1.
+ */
+KV_API kv_status kv_merge_states_async(kv_stream_t stream, kv_dtype dtype, const void* o_states,
+                                       const float* lse_states, int32_t num_states, void* o_out,
+                                       float* lse_out, int64_t rows, int32_t head_dim);
+
+/* ------------------------------------------------------------------ dense decode attention */
+
+/**
+ * Single-query attention over contiguous K/V, GQA-aware, returning the attention state.
+ *   q   [batch][num_q_heads][head_dim]                 dtype, stream memory
+ *   k,v [batch][kv_len][num_kv_heads][head_dim]        dtype, stream memory
+ *   o   [batch][num_q_heads][head_dim]                 dtype, written
+ *   lse [batch][num_q_heads]                           fp32 natural log, written (may be NULL)
+ * Query head h reads KV head h / (num_q_heads / num_kv_heads). head_dim is 64, 128 or 256;
+ * num_q_heads is a multiple of num_kv_heads; sm_scale > 0 and finite (usually 1/sqrt(head_dim)).
+ * kv_len = 0 gives the empty state (o = 0, lse = -inf).
+ * workspace: scratch in stream memory of at least kv_attention_decode_workspace_bytes() bytes
+ * for split-KV on CUDA (partial states merged by the state merge). With less, the kernel
+ * splits less (never fails for lack of workspace); NULL and 0 mean no split.
+ */
+KV_API kv_status kv_attention_decode_async(kv_stream_t stream, kv_dtype dtype, const void* q,
+                                           const void* k, const void* v, void* o, float* lse,
+                                           int32_t batch, int32_t num_q_heads,
+                                           int32_t num_kv_heads, int32_t head_dim, int64_t kv_len,
+                                           float sm_scale, void* workspace,
+                                           uint64_t workspace_bytes);
+
+/** Workspace that lets kv_attention_decode_async split as much as it wants for this shape. */
+KV_API uint64_t kv_attention_decode_workspace_bytes(kv_stream_t stream, int32_t batch,
+                                                    int32_t num_q_heads, int32_t head_dim,
+                                                    int64_t kv_len);
+
+/* ------------------------------------------------------------------ roofline probe */
+
+/**
+ * Ceilings measured on one device, the denominators every benchmark reports against.
+ * Bandwidths are bytes per second; a copy counts bytes read plus bytes written.
+ * 0 means not measured on this backend (host transfers on the CPU; GEMM until cuBLAS).
+ */
+typedef struct kv_roofline {
+  double read_bytes_per_s;       /* read-only streaming reduction over a large buffer */
+  double copy_bytes_per_s;       /* device-to-device copy, read + written */
+  double h2d_bytes_per_s;        /* pinned host -> device */
+  double d2h_bytes_per_s;        /* device -> pinned host */
+  double gemm_bf16_flops_per_s;  /* dense bf16 GEMM rate */
+  uint64_t buffer_bytes;         /* working set of each bandwidth test */
+  int32_t repetitions;           /* timed repetitions per figure (median taken) */
+} kv_roofline;
+
+/**
+ * Measures the ceilings of the stream's device. buffer_bytes: working set per test (0 picks
+ * a size several times the last-level cache); repetitions: timed runs per figure (0 picks 20).
+ */
+KV_API kv_status kv_roofline_probe(kv_stream_t stream, uint64_t buffer_bytes, int32_t repetitions,
+                                   kv_roofline* out);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* KVASIR_KVASIR_H */

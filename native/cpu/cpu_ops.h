@@ -1,0 +1,19 @@
+// CPU backend: the reference semantics of every operation, with AVX2 paths chosen at run
+// time. Arguments arrive validated (core/api_ops.cc).
+#pragma once
+
+#include "core/op_args.h"
+#include "kvasir/kvasir.h"
+
+namespace kv::cpu {
+
+void merge_states(const MergeArgs& args);
+void attention_decode(const AttentionDecodeArgs& args);
+void page_copy(const PageCopyArgs& args);
+void roofline_probe(uint64_t buffer_bytes, int32_t repetitions, kv_roofline* out);
+
+// Host facts for device properties.
+uint64_t host_memory_bytes();
+const char* host_cpu_name();
+
+}  // namespace kv::cpu

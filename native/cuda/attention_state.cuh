@@ -1,0 +1,50 @@
+// The attention-state merge on the device, in one place: the N-way merge kernel and the
+// decode kernel's cross-warp and split-KV combination all use it (TECHNIQUES.md "shared
+// vocabulary"). States are kept in base-2 form inside kernels (m in log2 units, l the sum of
+// 2^(s - m)); kernels convert to the ABI's natural-log lse only when writing.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "cuda/cuda_common.cuh"
+
+
+namespace kv::cuda {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// Running (max, sum) of an online softmax in base 2; acc is kept by the caller and scaled
+// by the factor returned from rescale_to().
+struct SoftmaxState {
+  float m = kNegInf;  // running max of the scores (log2 units)
+  float l = 0.f;            // sum of 2^(score - m)
+
+  // Moves the state to a new max and returns the factor the caller's accumulator needs.
+  __device__ __forceinline__ float rescale_to(float m_new) {
+    float factor = (m == kNegInf) ? 0.f : exp2f(m - m_new);
+    l *= factor;
+    m = m_new;
+    return factor;
+  }
+
+  // Weights for merging states a and b: w_a, w_b such that merged acc = w_a acc_a + w_b acc_b.
+  __device__ __forceinline__ static void merge_weights(const SoftmaxState& a, const SoftmaxState& b,
+                                                       SoftmaxState* out, float* w_a, float* w_b) {
+    float m = fmaxf(a.m, b.m);
+    if (m == kNegInf) {
+      *out = SoftmaxState{};
+      *w_a = *w_b = 0.f;
+      return;
+    }
+    *w_a = a.m == kNegInf ? 0.f : exp2f(a.m - m);
+    *w_b = b.m == kNegInf ? 0.f : exp2f(b.m - m);
+    out->m = m;
+    out->l = a.l * *w_a + b.l * *w_b;
+  }
+
+  // Natural-log lse of the state; -inf for the empty state.
+  __device__ __forceinline__ float lse() const { return l > 0.f ? (m + log2f(l)) * kLn2 : kNegInf; }
+};
+
+}  // namespace kv::cuda

@@ -1,0 +1,107 @@
+// Shared by the CUDA sources: error checks that throw kv::Error, a device guard, the stream
+// record, bf16 conversions identical to the host's, and 16-byte vector access.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <limits>
+
+#include "core/error.h"
+#include "core/op_args.h"
+#include "cuda/cuda_backend.h"
+
+namespace kv::cuda {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+struct Stream {
+  cudaStream_t stream;
+  int32_t device;
+  DeviceErrorRecord* error_record;  // device-visible address of the pinned record
+};
+
+[[noreturn]] void throw_cuda(cudaError_t err, const char* call, const char* file, int line);
+
+#define KV_CUDA_CHECK(call)                                                     \
+  do {                                                                          \
+    cudaError_t kv_err_ = (call);                                               \
+    if (kv_err_ != cudaSuccess) kv::cuda::throw_cuda(kv_err_, #call, __FILE__, __LINE__); \
+  } while (0)
+
+// Checks the launch that just happened (bad configuration, missing kernel image).
+#define KV_CUDA_CHECK_LAUNCH() KV_CUDA_CHECK(cudaGetLastError())
+
+// Makes `device` current for the scope and restores the previous device after.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int32_t device);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = -1;
+  bool changed_ = false;
+};
+
+// Multiprocessor count of a device (cached).
+int32_t multiprocessor_count(int32_t device);
+
+// --- element access, the same rounding as native/cpu/bf16.h -------------------------------
+
+__device__ __forceinline__ float bf16_bits_to_float(uint16_t h) { return __uint_as_float(static_cast<uint32_t>(h) << 16); }
+
+__device__ __forceinline__ uint16_t float_to_bf16_bits(float f) {
+  uint32_t bits = __float_as_uint(f);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x0040u);
+  uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>((bits + rounding) >> 16);
+}
+
+// Eight consecutive elements converted to or from fp32: two float4 or one 16-byte bf16 vector.
+// The address must be 16-byte aligned.
+template <typename T>
+struct Pack8;
+
+template <>
+struct Pack8<float> {
+  __device__ __forceinline__ static void load(const float* p, float* out) {
+    float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+    out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w;
+    out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
+  }
+  __device__ __forceinline__ static void store(float* p, const float* in) {
+    reinterpret_cast<float4*>(p)[0] = make_float4(in[0], in[1], in[2], in[3]);
+    reinterpret_cast<float4*>(p)[1] = make_float4(in[4], in[5], in[6], in[7]);
+  }
+};
+
+template <>
+struct Pack8<uint16_t> {
+  __device__ __forceinline__ static void load(const uint16_t* p, float* out) {
+    uint4 v = *reinterpret_cast<const uint4*>(p);
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      out[2 * i] = __uint_as_float(w[i] << 16);
+      out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+  }
+  __device__ __forceinline__ static void store(uint16_t* p, const float* in) {
+    uint32_t w[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      w[i] = static_cast<uint32_t>(float_to_bf16_bits(in[2 * i])) |
+             (static_cast<uint32_t>(float_to_bf16_bits(in[2 * i + 1])) << 16);
+    *reinterpret_cast<uint4*>(p) = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+};
+
+__device__ __forceinline__ float load_scalar(const float* p) { return *p; }
+__device__ __forceinline__ float load_scalar(const uint16_t* p) { return bf16_bits_to_float(*p); }
+__device__ __forceinline__ void store_scalar(float* p, float x) { *p = x; }
+__device__ __forceinline__ void store_scalar(uint16_t* p, float x) { *p = float_to_bf16_bits(x); }
+
+}  // namespace kv::cuda
