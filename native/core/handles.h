@@ -35,6 +35,16 @@ struct kv_event {
 };
 
 namespace kv {
+// A live allocation made through mem_allocate.
+struct Allocation {
+  uintptr_t begin, end;
+  kv_backend backend;
+  int32_t device;
+  kv_mem_tier tier;
+};
+// Finds the live allocation containing ptr; false for memory the library did not allocate.
+bool find_allocation(const void* ptr, Allocation* out);
+
 // Allocation through the tier counters; every native allocation of the library goes here.
 void* mem_allocate(kv_backend backend, int32_t device, kv_mem_tier tier, uint64_t bytes);
 void mem_release(kv_backend backend, int32_t device, kv_mem_tier tier, void* ptr, uint64_t bytes) noexcept;

@@ -3,7 +3,10 @@
 // everything returns to zero.
 #include <atomic>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <new>
+#include <shared_mutex>
 
 #include "core/error.h"
 #include "core/handles.h"
@@ -23,6 +26,11 @@ struct TierCounters {
 TierCounters g_counters[KV_MEM_TIER_COUNT];
 
 bool valid_tier(int tier) { return tier >= 0 && tier < KV_MEM_TIER_COUNT; }
+
+// Address ranges of live allocations, so that checking a pointer handed to a CUDA stream is a
+// map lookup instead of a driver query (cudaPointerGetAttributes costs microseconds per call).
+std::map<uintptr_t, Allocation> g_allocations;
+std::shared_mutex g_allocations_mutex;
 
 const char* tier_name(kv_mem_tier tier) {
   switch (tier) {
@@ -54,11 +62,23 @@ void* mem_allocate(kv_backend backend, int32_t device, kv_mem_tier tier, uint64_
   }
   g_counters[tier].count.fetch_add(1, std::memory_order_relaxed);
   g_counters[tier].bytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+  try {
+    std::unique_lock<std::shared_mutex> lock(g_allocations_mutex);
+    const auto begin = reinterpret_cast<uintptr_t>(p);
+    g_allocations[begin] = Allocation{begin, begin + bytes, backend, device, tier};
+  } catch (...) {
+    mem_release(backend, device, tier, p, bytes);
+    throw;
+  }
   return p;
 }
 
 void mem_release(kv_backend backend, int32_t device, kv_mem_tier tier, void* ptr, uint64_t bytes) noexcept {
   if (!ptr) return;
+  {
+    std::unique_lock<std::shared_mutex> lock(g_allocations_mutex);
+    g_allocations.erase(reinterpret_cast<uintptr_t>(ptr));
+  }
   if (backend == KV_BACKEND_CPU || tier == KV_MEM_HOST) {
     std::free(ptr);
   } else {
@@ -70,6 +90,17 @@ void mem_release(kv_backend backend, int32_t device, kv_mem_tier tier, void* ptr
   }
   g_counters[tier].count.fetch_sub(1, std::memory_order_relaxed);
   g_counters[tier].bytes.fetch_sub(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+}
+
+bool find_allocation(const void* ptr, Allocation* out) {
+  const auto address = reinterpret_cast<uintptr_t>(ptr);
+  std::shared_lock<std::shared_mutex> lock(g_allocations_mutex);
+  auto it = g_allocations.upper_bound(address);
+  if (it == g_allocations.begin()) return false;
+  --it;
+  if (address >= it->second.end) return false;
+  *out = it->second;
+  return true;
 }
 
 void check_device(kv_backend backend, int32_t device);  // device.cc

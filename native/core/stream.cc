@@ -29,12 +29,25 @@ void require_same_device(const kv_stream& s, const kv_event& e) {
              "the event belongs to another backend or device than the stream");
 }
 
-// Pointers handed to a stream must be addressable by its device (checked where it is cheap).
+// Pointers handed to a CUDA stream must be addressable by its device. The library's own
+// allocations are checked from its registry; foreign pointers are asked of the driver.
 void check_addressable(const kv_stream& s, const void* ptr, const char* what) {
+  if (s.backend != KV_BACKEND_CUDA) return;  // a CPU stream reads any host memory
+  Allocation a;
+  if (find_allocation(ptr, &a)) {
+    if (a.backend != KV_BACKEND_CUDA || a.tier == KV_MEM_HOST)
+      fail(KV_STATUS_INVALID_ARGUMENT, what,
+           " points to plain host memory, which CUDA kernels cannot read; use a KV_MEM_DEVICE or "
+           "KV_MEM_PINNED_HOST buffer of the CUDA backend");
+    if (a.tier == KV_MEM_DEVICE && a.device != s.device)
+      fail(KV_STATUS_INVALID_ARGUMENT, what, " is memory of CUDA device ", a.device, ", not of the stream's device ",
+           s.device);
+    return;
+  }
 #ifdef KV_WITH_CUDA
-  if (s.backend == KV_BACKEND_CUDA) cuda::check_addressable(s.cuda, ptr, what);
+  cuda::check_addressable(s.cuda, ptr, what);
 #else
-  (void)s, (void)ptr, (void)what;
+  (void)what;
 #endif
 }
 

@@ -48,7 +48,7 @@ struct Shape {
 };
 
 template <typename T, int D, int G>
-__global__ void __launch_bounds__(kThreads) attention_decode_kernel(DecodeParams p) {
+__global__ void __launch_bounds__(kThreads, G >= 8 ? 2 : 3) attention_decode_kernel(DecodeParams p) {
   using S = Shape<D, G>;
   constexpr int L = S::kLanes, E = S::kElems;
   __shared__ float s_acc[S::kParts][G][D];
@@ -88,22 +88,24 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(DecodeParams
   const int64_t t_begin = split * p.split_len;
   const int64_t t_end = min(p.kv_len, t_begin + p.split_len);
 
+  using Raw = typename Pack8<T>::Raw;
+  constexpr int P = E / 8;  // packs per lane and token
   for (int64_t base = t_begin; base < t_end; base += S::kStep) {
-    float kx[S::kChunk][E], vx[S::kChunk][E];
+    // K and V stay packed in registers (bf16: half the registers), unpacked where used.
+    Raw kx[S::kChunk][P], vx[S::kChunk][P];
     bool valid[S::kChunk];
 #pragma unroll
     for (int c = 0; c < S::kChunk; ++c) {
       const int64_t t = base + (c * kWarps + warp) * S::kTokensPerWarp + tg;
       valid[c] = t < t_end;
-      if (valid[c]) {
 #pragma unroll
-        for (int e = 0; e < E; e += 8) {
-          Pack8<T>::load(kp + t * row_stride + e, &kx[c][e]);
-          Pack8<T>::load(vp + t * row_stride + e, &vx[c][e]);
+      for (int pk = 0; pk < P; ++pk) {
+        if (valid[c]) {
+          kx[c][pk] = Pack8<T>::load_raw(kp + t * row_stride + pk * 8);
+          vx[c][pk] = Pack8<T>::load_raw(vp + t * row_stride + pk * 8);
+        } else {
+          kx[c][pk] = vx[c][pk] = Raw{};
         }
-      } else {
-#pragma unroll
-        for (int e = 0; e < E; ++e) kx[c][e] = vx[c][e] = 0.f;
       }
     }
     float s[G][S::kChunk];
@@ -113,7 +115,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(DecodeParams
       for (int c = 0; c < S::kChunk; ++c) {
         float dot = 0.f;
 #pragma unroll
-        for (int e = 0; e < E; ++e) dot = fmaf(q[h][e], kx[c][e], dot);
+        for (int e = 0; e < E; ++e) dot = fmaf(q[h][e], Pack8<T>::unpack(kx[c][e / 8], e % 8), dot);
 #pragma unroll
         for (int off = L / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
         s[h][c] = valid[c] ? dot : kNegInf;
@@ -134,7 +136,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(DecodeParams
         const float pc = valid[c] ? exp2f(s[h][c] - m_new) : 0.f;
         st[h].l += pc;
 #pragma unroll
-        for (int e = 0; e < E; ++e) acc[h][e] = fmaf(pc, vx[c][e], acc[h][e]);
+        for (int e = 0; e < E; ++e) acc[h][e] = fmaf(pc, Pack8<T>::unpack(vx[c][e / 8], e % 8), acc[h][e]);
       }
     }
   }

@@ -65,12 +65,32 @@ __device__ __forceinline__ uint16_t float_to_bf16_bits(float f) {
 template <typename T>
 struct Pack8;
 
+// Raw holds the loaded bytes; unpack() converts them where they are used, so a kernel can
+// keep bf16 data packed in registers (half the registers of fp32 copies).
 template <>
 struct Pack8<float> {
+  struct Raw {
+    float4 a, b;
+  };
+  __device__ __forceinline__ static Raw load_raw(const float* p) {
+    return Raw{reinterpret_cast<const float4*>(p)[0], reinterpret_cast<const float4*>(p)[1]};
+  }
+  __device__ __forceinline__ static float unpack(const Raw& r, int j) {
+    switch (j) {
+      case 0: return r.a.x;
+      case 1: return r.a.y;
+      case 2: return r.a.z;
+      case 3: return r.a.w;
+      case 4: return r.b.x;
+      case 5: return r.b.y;
+      case 6: return r.b.z;
+      default: return r.b.w;
+    }
+  }
   __device__ __forceinline__ static void load(const float* p, float* out) {
-    float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
-    out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w;
-    out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
+    Raw r = load_raw(p);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) out[j] = unpack(r, j);
   }
   __device__ __forceinline__ static void store(float* p, const float* in) {
     reinterpret_cast<float4*>(p)[0] = make_float4(in[0], in[1], in[2], in[3]);
@@ -80,14 +100,17 @@ struct Pack8<float> {
 
 template <>
 struct Pack8<uint16_t> {
+  using Raw = uint4;
+  __device__ __forceinline__ static Raw load_raw(const uint16_t* p) { return *reinterpret_cast<const uint4*>(p); }
+  // Element j (a compile-time constant after unrolling): even elements are the low halves.
+  __device__ __forceinline__ static float unpack(const Raw& r, int j) {
+    const uint32_t w = (j >> 1) == 0 ? r.x : (j >> 1) == 1 ? r.y : (j >> 1) == 2 ? r.z : r.w;
+    return __uint_as_float((j & 1) ? (w & 0xffff0000u) : (w << 16));
+  }
   __device__ __forceinline__ static void load(const uint16_t* p, float* out) {
-    uint4 v = *reinterpret_cast<const uint4*>(p);
-    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+    Raw r = load_raw(p);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      out[2 * i] = __uint_as_float(w[i] << 16);
-      out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-    }
+    for (int j = 0; j < 8; ++j) out[j] = unpack(r, j);
   }
   __device__ __forceinline__ static void store(uint16_t* p, const float* in) {
     uint32_t w[4];
