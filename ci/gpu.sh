@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The GPU path, the same for every issue.
+#
+#   ci/gpu.sh pack [--native-only]
+#                             (here) build libkvasir + gtest binaries for sm_90, the Java jars and
+#                             a jlink runtime; pack what the GPU run needs into .gpu/bundle.tar.xz;
+#                             refuse when the transfer (tracked tree + bundle) would exceed 60 MiB.
+#                             --native-only skips Java (quick kernel iterations: gtest, bench).
+#   ci/gpu.sh remote [STEP..] (on the GPU machine, through the device tool, carry [".gpu"]):
+#                             unpack and run the steps (default: gtest java bench), writing logs
+#                             and results to $OUT, each stamped with commit, nvidia-smi line, date.
+#
+# Steps: gtest  - every native gtest (the CUDA cases against the double-precision reference)
+#        java   - the Java smoke test: `kvasir info --roofline` through JavaCPP (self-check
+#                 compares the CUDA kernels with the CPU and a Java reference; presets show the device)
+#        bench  - kernel benchmarks against the roofline measured in the same run
+# KVASIR_BENCH_ARGS adds arguments to the benchmark (e.g. "--op merge_states").
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+KV_ROOT="$(cd "$here/.." && pwd)"
+BUNDLE_DIR="$KV_ROOT/.gpu"
+BUNDLE="$BUNDLE_DIR/bundle.tar.xz"
+LIMIT_BYTES=$((60 * 1024 * 1024))
+JLINK_MODULES="java.base,java.logging,java.management,java.naming,java.xml,java.desktop,jdk.unsupported"
+
+pack() {
+  local native_only=0
+  [[ "${1:-}" == "--native-only" ]] && native_only=1
+  source "$here/lib.sh"
+  cd "$KV_ROOT"
+  kv_step install-packages kv_install_packages
+  kv_step build-native kv_build_native
+
+  local stage="$BUNDLE_DIR/stage"
+  rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/lib"
+  cp "$KV_BUILD_DIR/libkvasir.so" "$KV_BUILD_DIR/tests-native/kvasir_tests" \
+     "$KV_BUILD_DIR/tests-native/kvasir_bench_ops" "$stage/bin/"
+  strip --strip-unneeded "$stage/bin/kvasir_tests" "$stage/bin/kvasir_bench_ops" "$stage/bin/libkvasir.so"
+  ((native_only)) || pack_java "$stage"
+  git -C "$KV_ROOT" rev-parse HEAD > "$stage/COMMIT" 2>/dev/null || echo unknown > "$stage/COMMIT"
+  git -C "$KV_ROOT" status --porcelain | grep -q . && echo "+uncommitted" >> "$stage/COMMIT" || true
+  rm -f "$BUNDLE"
+  kv_step pack env XZ_OPT='-9 -T0' tar -C "$stage" -cJf "$BUNDLE" .
+  rm -rf "$stage"
+  check_size
+  kv_say "ready: run 'bash ci/gpu.sh remote' on the device with carry [\".gpu\"]"
+}
+
+# Jars (linux-x86_64 only) and a jlink runtime with just the modules the CLI needs.
+pack_java() {
+  local stage=$1
+  kv_step build-java kv_maven -q -DskipTests package
+  # The CLI jar's manifest names its dependencies as lib/<jar>, relative to itself.
+  cp "$KV_CLI_JAR" "$stage/kvasir-cli.jar"
+  # Runtime jars, linux-x86_64 only: other platforms' natives would only add weight.
+  for jar in "$KV_ROOT"/java/kvasir-cli/target/lib/*.jar; do
+    case "$(basename "$jar")" in
+      *-linux-arm64.jar|*-linux-ppc64le.jar|*-macosx-*.jar|*-windows-*.jar|*-android-*.jar|*-ios-*.jar) continue ;;
+    esac
+    cp "$jar" "$stage/lib/"
+  done
+  local jdk="${KV_JLINK_JDK:-/usr/lib/jvm/java-17-openjdk-amd64}"
+  kv_step jlink "$jdk/bin/jlink" --add-modules "$JLINK_MODULES" --strip-debug --no-header-files \
+    --no-man-pages --compress=0 --output "$stage/jre"
+  find "$stage/jre" -name '*.so' -exec strip --strip-unneeded {} + 2>/dev/null || true
+}
+
+check_size() {
+  local tree bundle total
+  tree=$(cd "$KV_ROOT" && git ls-files -co --exclude-standard -z | xargs -0 -r stat -c %s -- 2>/dev/null | awk '{s+=$1} END {print s+0}')
+  bundle=$(stat -c %s "$BUNDLE")
+  total=$((tree + bundle))
+  kv_say "transfer: tree $((tree / 1024)) KiB + bundle $((bundle / 1024)) KiB = $((total / 1024 / 1024)) MiB (limit 60 MiB)"
+  if ((total > LIMIT_BYTES)); then
+    kv_say "the transfer exceeds 60 MiB: shrink the bundle (jars, jlink modules) or the tracked tree"
+    rm -f "$BUNDLE"
+    exit 1
+  fi
+}
+
+remote() {
+  local out="${OUT:-/tmp/kvasir-out}" root=/tmp/kvasir-gpu
+  mkdir -p "$out"
+  [[ -f "$BUNDLE" ]] || { echo "no $BUNDLE: run ci/gpu.sh pack here and carry .gpu" >&2; exit 2; }
+  rm -rf "$root" && mkdir -p "$root"
+  tar -xJf "$BUNDLE" -C "$root"
+  export KVASIR_GIT_COMMIT
+  KVASIR_GIT_COMMIT="$(tr '\n' ' ' < "$root/COMMIT" | sed 's/ $//')"
+  export KVASIR_DEVICE_LINE
+  KVASIR_DEVICE_LINE="$(nvidia-smi --query-gpu=name,driver_version,memory.total,pci.bus_id --format=csv,noheader 2>/dev/null | head -n 1)"
+  export KVASIR_DATE
+  KVASIR_DATE="$(date -u +%Y-%m-%d)"
+  export LD_LIBRARY_PATH="/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+  local stamp="commit $KVASIR_GIT_COMMIT | device $KVASIR_DEVICE_LINE | date $KVASIR_DATE"
+  local steps=("$@")
+  ((${#steps[@]})) || steps=(gtest java bench)
+  local summary="$out/summary.md" rc_all=0
+  printf '# GPU run\n\n%s\n\n| step | exit | seconds |\n|---|---:|---:|\n' "$stamp" > "$summary"
+  for step in "${steps[@]}"; do
+    local log="$out/$step.log" start=$SECONDS rc=0
+    echo "# $stamp" > "$log"
+    case "$step" in
+      gtest)
+        "$root/bin/kvasir_tests" --gtest_brief=1 >> "$log" 2>&1 || rc=$? ;;
+      java)
+        "$root/jre/bin/java" -Dai.djl.offline=true -jar "$root/kvasir-cli.jar" info --roofline >> "$log" 2>&1 || rc=$? ;;
+      bench)
+        KVASIR_COMMAND="ci/gpu.sh remote bench ${KVASIR_BENCH_ARGS:-}" "$root/bin/kvasir_bench_ops" --backend cuda \
+          --json "$out/$KVASIR_DATE-kernels.json" --md "$out/$KVASIR_DATE-kernels.md" ${KVASIR_BENCH_ARGS:-} >> "$log" 2>&1 || rc=$? ;;
+      *)
+        echo "unknown step $step" >> "$log"; rc=2 ;;
+    esac
+    printf '| %s | %d | %d |\n' "$step" "$rc" "$((SECONDS - start))" >> "$summary"
+    echo "== $step: exit $rc ($((SECONDS - start)) s)"
+    tail -n 25 "$log"
+    ((rc == 0)) || rc_all=1
+  done
+  cat "$summary"
+  exit "$rc_all"
+}
+
+case "${1:-}" in
+  pack) shift; pack "$@" ;;
+  remote) shift; remote "$@" ;;
+  *) echo "usage: ci/gpu.sh pack | remote [gtest java bench]" >&2; exit 2 ;;
+esac

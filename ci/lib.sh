@@ -1,0 +1,84 @@
+# Shared steps of the ci/ scripts: sourced, not run. Every step logs to $KV_LOG_DIR/<step>.log
+# and the scripts stop at the first failure with the log's tail.
+set -euo pipefail
+
+KV_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+KV_BUILD_DIR="${KV_BUILD_DIR:-$KV_ROOT/build/native}"
+KV_LOG_DIR="${KV_LOG_DIR:-$KV_ROOT/build/logs}"
+KV_JOBS="${KV_JOBS:-$(nproc)}"
+KV_VERSION=0.1.0-SNAPSHOT
+KV_CLI_JAR="$KV_ROOT/java/kvasir-cli/target/kvasir-cli-$KV_VERSION.jar"
+
+kv_say() { printf '[kvasir] %s\n' "$*" >&2; }
+
+# kv_step NAME COMMAND...: runs COMMAND with its output in $KV_LOG_DIR/NAME.log.
+kv_step() {
+  local name=$1
+  shift
+  mkdir -p "$KV_LOG_DIR"
+  local log="$KV_LOG_DIR/$name.log" start=$SECONDS
+  kv_say "step $name ..."
+  if "$@" >"$log" 2>&1; then
+    kv_say "step $name ok ($((SECONDS - start)) s)"
+  else
+    local rc=$?
+    kv_say "step $name FAILED (exit $rc, $((SECONDS - start)) s); last lines of $log:"
+    tail -n 60 "$log" >&2
+    return "$rc"
+  fi
+}
+
+# Debian packages the build needs; installs only what is missing (CI and fresh machines).
+kv_install_packages() {
+  local wanted=(cmake g++ make libgtest-dev maven openjdk-17-jdk-headless xz-utils)
+  local missing=()
+  for p in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  # A JDK 17 from elsewhere (with jmods) serves as well as Debian's.
+  if [[ " ${missing[*]} " == *" openjdk-17-jdk-headless "* ]] && command -v javac >/dev/null &&
+     javac -version 2>&1 | grep -qE 'javac (1[7-9]|[2-9][0-9])'; then
+    missing=("${missing[@]/openjdk-17-jdk-headless/}")
+  fi
+  local real=()
+  for p in "${missing[@]}"; do [[ -n "$p" ]] && real+=("$p"); done
+  if ((${#real[@]} == 0)); then
+    kv_say "system packages present"
+    return 0
+  fi
+  kv_say "installing: ${real[*]}"
+  local sudo=()
+  [[ $(id -u) -ne 0 ]] && sudo=(sudo)
+  "${sudo[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${real[@]}"
+}
+
+# Configures and builds libkvasir and the gtest binaries. CUDA is compiled whenever nvcc is
+# found (CI has nvcc but no GPU); KV_WERROR=ON by default so a warning fails CI.
+kv_build_native() {
+  cmake -S "$KV_ROOT" -B "$KV_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DKV_WERROR="${KV_WERROR:-ON}" \
+    -DKV_BUILD_TESTS=ON ${KV_CMAKE_ARGS:-}
+  cmake --build "$KV_BUILD_DIR" -j "$KV_JOBS"
+}
+
+kv_native_tests() {
+  # Unit tests on the CPU; the gpu label runs the same suites' CUDA cases, skipping without a device.
+  (cd "$KV_BUILD_DIR" && ctest --output-on-failure -j "$KV_JOBS" --timeout 600)
+}
+
+kv_maven() {
+  (cd "$KV_ROOT" && mvn -B -ntp -Dkvasir.native.dir="$KV_BUILD_DIR" "$@")
+}
+
+# Builds what the main command needs if it is missing or older than the sources.
+kv_ensure_built() {
+  local lib="$KV_BUILD_DIR/libkvasir.so"
+  if [[ ! -f $lib ]] || [[ -n $(find "$KV_ROOT/native" "$KV_ROOT/include" "$KV_ROOT/CMakeLists.txt" -newer "$lib" -print -quit) ]]; then
+    kv_step install-packages kv_install_packages
+    KV_WERROR=OFF kv_step build-native kv_build_native
+  fi
+  if [[ ! -f $KV_CLI_JAR || $lib -nt $KV_CLI_JAR ]] ||
+     [[ -n $(find "$KV_ROOT/java" "$KV_ROOT/pom.xml" -newer "$KV_CLI_JAR" \( -name '*.java' -o -name '*.xml' \) -print -quit) ]]; then
+    kv_step build-java kv_maven -q -DskipTests package
+  fi
+}

@@ -1,0 +1,26 @@
+package io.kvasir.nativeapi;
+
+/** Mirrors {@code kv_dtype}: the element type of attention tensors. Arithmetic is fp32 in both. */
+public enum DType {
+  F32(0, 4),
+  /** bfloat16, handled in Java as the raw 16 bits in a {@code short}. */
+  BF16(1, 2);
+
+  private final int code;
+  private final int byteSize;
+
+  DType(int code, int byteSize) {
+    this.code = code;
+    this.byteSize = byteSize;
+  }
+
+  /** The {@code kv_dtype} value. */
+  public int code() {
+    return code;
+  }
+
+  /** Bytes per element. */
+  public int byteSize() {
+    return byteSize;
+  }
+}
