@@ -14,7 +14,7 @@ kv_step java-verify kv_maven verify
 
 # Counts, read from the logs, so CI output shows what ran.
 grep -E 'tests passed|tests failed' "$KV_LOG_DIR/native-tests.log" | sed 's/^/[kvasir] ctest: /' >&2 || true
-skipped=$(grep -c 'Skipped' "$KV_LOG_DIR/native-tests.log" || true)
+skipped=$(grep -c '(Skipped)' "$KV_LOG_DIR/native-tests.log" || true)
 kv_say "ctest: $skipped tests skipped (CUDA cases without a device)"
 grep -E '^\[(INFO|WARNING)\] Tests run:' "$KV_LOG_DIR/java-verify.log" | grep -v ' -- in ' | sed 's/^/[kvasir] maven: /' >&2 || true
 kv_say "all tests passed in $((SECONDS - start)) s"

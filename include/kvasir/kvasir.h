@@ -216,7 +216,7 @@ typedef enum kv_dtype {
  * "rows" counts independent states (tokens x heads); head_dim is any positive value.
  */
 
-/** o_out, lse_out [rows][head_dim], [rows] <- merge(a, b). o_out may alias o_a or o_b. */
+/** o_out, lse_out [rows][head_dim], [rows] <- merge(a, b). o_out may alias o_a or o_b; lse_out may be NULL. */
 KV_API kv_status kv_merge_state_async(kv_stream_t stream, kv_dtype dtype, const void* o_a,
                                       const float* lse_a, const void* o_b, const float* lse_b,
                                       void* o_out, float* lse_out, int64_t rows, int32_t head_dim);
