@@ -14,23 +14,21 @@ import java.util.SplittableRandom;
  * 1/sqrt(d) scale the scores have unit variance too and the softmax is far from uniform: a key
  * read from the wrong head or skipped shows in the output.
  */
-final class AttentionCase implements CheckCase {
+final class AttentionCase extends CheckCase {
   private static final double QK_LIMIT = Math.sqrt(3); // U(-sqrt 3, sqrt 3) has variance 1
 
   private final DType dtype;
   private final AttentionShape shape;
   private final float scale;
-  private final long seed;
   private final double[] q;
   private final double[] k;
   private final double[] v;
-  private final Map<String, Expected> expected = new LinkedHashMap<>();
 
   AttentionCase(DType dtype, AttentionShape shape, long seed) {
+    super(seed);
     this.dtype = dtype;
     this.shape = shape;
     this.scale = shape.defaultScale();
-    this.seed = seed;
     SplittableRandom rng = new SplittableRandom(seed);
     int qn = Math.toIntExact(shape.queryElements());
     int kvn = Math.toIntExact(shape.kvElements());
@@ -44,23 +42,13 @@ final class AttentionCase implements CheckCase {
   }
 
   @Override
-  public String name() {
+  String name() {
     return "attention_decode[" + dtype.name().toLowerCase() + ",d=" + shape.headDim() + ",b=" + shape.batch() + ",hq="
         + shape.numQHeads() + ",hkv=" + shape.numKvHeads() + ",L=" + shape.kvLen() + "]";
   }
 
   @Override
-  public long seed() {
-    return seed;
-  }
-
-  @Override
-  public Map<String, Expected> expected() {
-    return expected;
-  }
-
-  @Override
-  public Map<String, double[]> run(Stream stream) {
+  Map<String, double[]> run(Stream stream) {
     int qn = Math.toIntExact(shape.queryElements());
     int rows = Math.toIntExact(shape.lseElements());
     try (DeviceTensors t = new DeviceTensors(stream)) {

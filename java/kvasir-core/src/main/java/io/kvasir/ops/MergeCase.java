@@ -14,7 +14,7 @@ import java.util.SplittableRandom;
  * ten is empty (lse = -inf) with NaN in its o, which the kernel must ignore; row 0 is empty in
  * every input (the result must be exactly o = 0, lse = -inf) and row 1 in all inputs but one.
  */
-final class MergeCase implements CheckCase {
+final class MergeCase extends CheckCase {
   enum Kind {
     PAIR("merge_state"),
     IN_PLACE("merge_state_inplace"),
@@ -32,12 +32,11 @@ final class MergeCase implements CheckCase {
   private final int numStates;
   private final int rows;
   private final int headDim;
-  private final long seed;
   private final double[] o; // [numStates][rows][headDim]
   private final double[] lse; // [numStates][rows]
-  private final Map<String, Expected> expected = new LinkedHashMap<>();
 
   MergeCase(Kind kind, DType dtype, int numStates, int rows, int headDim, long seed) {
+    super(seed);
     if (kind != Kind.N_WAY && numStates != 2) {
       throw new IllegalArgumentException(kind.op + " merges exactly 2 states");
     }
@@ -46,7 +45,6 @@ final class MergeCase implements CheckCase {
     this.numStates = numStates;
     this.rows = rows;
     this.headDim = headDim;
-    this.seed = seed;
     SplittableRandom rng = new SplittableRandom(seed);
     o = RandomInputs.uniform(rng, numStates * rows * headDim, -1, 1, dtype);
     lse = RandomInputs.uniform(rng, numStates * rows, -4, 4, DType.F32);
@@ -66,23 +64,13 @@ final class MergeCase implements CheckCase {
   }
 
   @Override
-  public String name() {
+  String name() {
     return kind.op + "[" + dtype.name().toLowerCase() + (kind == Kind.N_WAY ? ",n=" + numStates : "") + ",rows=" + rows
         + ",d=" + headDim + "]";
   }
 
   @Override
-  public long seed() {
-    return seed;
-  }
-
-  @Override
-  public Map<String, Expected> expected() {
-    return expected;
-  }
-
-  @Override
-  public Map<String, double[]> run(Stream stream) {
+  Map<String, double[]> run(Stream stream) {
     int n = rows * headDim;
     try (DeviceTensors t = new DeviceTensors(stream)) {
       Buffer outO;

@@ -4,7 +4,6 @@ import io.kvasir.nativeapi.Buffer;
 import io.kvasir.nativeapi.Ops;
 import io.kvasir.nativeapi.Stream;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
 
@@ -14,7 +13,7 @@ import java.util.SplittableRandom;
  * has more pages than are copied, so the check is bit-exact on the copied pages and proves the
  * untouched pages were left alone.
  */
-final class PageCopyCase implements CheckCase {
+final class PageCopyCase extends CheckCase {
   enum Kind {
     GATHER,
     SCATTER,
@@ -27,20 +26,18 @@ final class PageCopyCase implements CheckCase {
   private final int pageBytes;
   private final int srcCapacity;
   private final int dstCapacity;
-  private final long seed;
   private final byte[] src;
   private final long[] srcPages; // null: identity
   private final long[] dstPages; // null: identity
   private final int numPages;
-  private final Map<String, Expected> expected = new LinkedHashMap<>();
 
   PageCopyCase(Kind kind, int pageBytes, int numPages, int srcCapacity, int dstCapacity, long seed) {
+    super(seed);
     this.kind = kind;
     this.pageBytes = pageBytes;
     this.numPages = numPages;
     this.srcCapacity = srcCapacity;
     this.dstCapacity = dstCapacity;
-    this.seed = seed;
     SplittableRandom rng = new SplittableRandom(seed);
     src = new byte[srcCapacity * pageBytes];
     for (int i = 0; i < src.length; i++) {
@@ -60,22 +57,12 @@ final class PageCopyCase implements CheckCase {
   }
 
   @Override
-  public String name() {
+  String name() {
     return "page_copy[" + kind.name().toLowerCase() + ",page_bytes=" + pageBytes + ",pages=" + numPages + "]";
   }
 
   @Override
-  public long seed() {
-    return seed;
-  }
-
-  @Override
-  public Map<String, Expected> expected() {
-    return expected;
-  }
-
-  @Override
-  public Map<String, double[]> run(Stream stream) {
+  Map<String, double[]> run(Stream stream) {
     try (DeviceTensors t = new DeviceTensors(stream)) {
       Buffer srcBuffer = t.upload(src);
       byte[] poison = new byte[dstCapacity * pageBytes];
