@@ -37,7 +37,7 @@ extern "C" {
 /* ------------------------------------------------------------------ version, status */
 
 /** Version of this header. The Java bindings refuse a library reporting another one. */
-#define KV_ABI_VERSION 1
+#define KV_ABI_VERSION 2
 
 typedef enum kv_status {
   KV_STATUS_OK = 0,
@@ -203,7 +203,8 @@ KV_API kv_status kv_page_copy_async(kv_stream_t stream, void* dst_base, int64_t 
 
 typedef enum kv_dtype {
   KV_DTYPE_F32 = 0,
-  KV_DTYPE_BF16 = 1
+  KV_DTYPE_BF16 = 1,
+  KV_DTYPE_F16 = 2 /* checkpoint weights only; kernels take F32 or BF16 */
 } kv_dtype;
 
 /*
@@ -285,6 +286,128 @@ typedef struct kv_roofline {
  */
 KV_API kv_status kv_roofline_probe(kv_stream_t stream, uint64_t buffer_bytes, int32_t repetitions,
                                    kv_roofline* out);
+
+
+/* ------------------------------------------------------------------ model runtime */
+
+/*
+ * A decoder-only transformer (Llama / Qwen3 / Qwen2 / Mistral family) resident on one device,
+ * and the per-sequence KV cache it runs against. Java plans a step (which sequences, which new
+ * tokens); kv_model_step runs the whole batch through every layer in one call, then samples.
+ * On the CPU the result of every output element is computed in a fixed order, so a sequence
+ * gets the same logits and tokens whether it runs alone or batched with others.
+ */
+
+typedef struct kv_model* kv_model_t;
+typedef struct kv_kv_cache* kv_kv_cache_t;
+
+typedef enum kv_rope_scaling {
+  KV_ROPE_DEFAULT = 0, /* inv_freq_i = theta^(-2i/d) */
+  KV_ROPE_LLAMA3 = 1   /* Llama 3.1 frequency-dependent scaling */
+} kv_rope_scaling;
+
+typedef struct kv_model_config {
+  int32_t vocab_size;
+  int32_t hidden_size;
+  int32_t intermediate_size;
+  int32_t num_layers;
+  int32_t num_q_heads;
+  int32_t num_kv_heads;
+  int32_t head_dim;                    /* 64, 128 or 256 */
+  int32_t max_positions;               /* longest sequence the model accepts */
+  float rms_norm_eps;
+  float rope_theta;
+  int32_t rope_scaling;                /* kv_rope_scaling */
+  float rope_factor;                   /* llama3: factor, low/high frequency factors, original context */
+  float rope_low_freq_factor;
+  float rope_high_freq_factor;
+  int32_t rope_original_max_positions;
+  int32_t qk_norm;                     /* 1: RMSNorm of q and k per head before RoPE (Qwen3) */
+  int32_t qkv_bias;                    /* 1: q, k, v projections have biases (Qwen2) */
+  int32_t tie_word_embeddings;         /* 1: the LM head is the embedding matrix */
+  int32_t weight_dtype;                /* kv_dtype the weights and KV cache are stored in: F32 or BF16 */
+} kv_model_config;
+
+/* Weight tensors, row-major as in Hugging Face checkpoints ([out_features][in_features]). */
+typedef enum kv_weight_kind {
+  KV_WEIGHT_EMBED = 0,       /* [vocab][hidden]                                   (layer -1) */
+  KV_WEIGHT_FINAL_NORM = 1,  /* [hidden]                                          (layer -1) */
+  KV_WEIGHT_LM_HEAD = 2,     /* [vocab][hidden], absent when tied                 (layer -1) */
+  KV_WEIGHT_ATTN_NORM = 3,   /* [hidden]                                 input_layernorm */
+  KV_WEIGHT_Q = 4,           /* [num_q_heads * head_dim][hidden]                 q_proj */
+  KV_WEIGHT_K = 5,           /* [num_kv_heads * head_dim][hidden]                k_proj */
+  KV_WEIGHT_V = 6,           /* [num_kv_heads * head_dim][hidden]                v_proj */
+  KV_WEIGHT_O = 7,           /* [hidden][num_q_heads * head_dim]                 o_proj */
+  KV_WEIGHT_Q_BIAS = 8,      /* [num_q_heads * head_dim]                   (qkv_bias) */
+  KV_WEIGHT_K_BIAS = 9,      /* [num_kv_heads * head_dim]                  (qkv_bias) */
+  KV_WEIGHT_V_BIAS = 10,     /* [num_kv_heads * head_dim]                  (qkv_bias) */
+  KV_WEIGHT_Q_NORM = 11,     /* [head_dim]                                  (qk_norm) */
+  KV_WEIGHT_K_NORM = 12,     /* [head_dim]                                  (qk_norm) */
+  KV_WEIGHT_MLP_NORM = 13,   /* [hidden]                        post_attention_layernorm */
+  KV_WEIGHT_GATE = 14,       /* [intermediate][hidden]                          gate_proj */
+  KV_WEIGHT_UP = 15,         /* [intermediate][hidden]                            up_proj */
+  KV_WEIGHT_DOWN = 16        /* [hidden][intermediate]                          down_proj */
+} kv_weight_kind;
+
+/** Creates a model on a backend's device with no weights yet. */
+KV_API kv_status kv_model_init(kv_backend backend, int32_t device, const kv_model_config* config,
+                               kv_model_t* out);
+/** Frees the model (NULL-safe). While caches of it are alive the memory is released with the last cache. */
+KV_API void kv_model_free(kv_model_t model);
+
+/**
+ * Copies one weight tensor from host memory (e.g. a memory-mapped checkpoint) into the model,
+ * converting from src_dtype (F32, BF16 or F16) to the model's weight dtype. layer is -1 for
+ * the model-level tensors. num_elements must equal the tensor's size for this config.
+ */
+KV_API kv_status kv_model_set_weight(kv_model_t model, int32_t kind, int32_t layer, int32_t src_dtype,
+                                     const void* host_data, int64_t num_elements);
+
+/**
+ * Fills every weight with random values generated on the device from seed (synthetic models
+ * for performance work): normal-ish values of standard deviation init_std for matrices,
+ * 1 + small noise for norms, 0 for biases.
+ */
+KV_API kv_status kv_model_randomize(kv_model_t model, uint64_t seed, float init_std);
+
+/** KV_STATUS_OK when every weight the config needs has been set (or randomized); otherwise names the first missing one. */
+KV_API kv_status kv_model_check_complete(kv_model_t model);
+
+/** Bytes the weights occupy on the device. */
+KV_API uint64_t kv_model_weight_bytes(kv_model_t model);
+
+/**
+ * A KV cache of num_slots sequences of up to slot_capacity_tokens tokens each, on the model's
+ * device, in the model's weight dtype: K and V [layers][slots][capacity][kv_heads][head_dim].
+ * Also keeps each slot's token history (for repetition penalties).
+ */
+KV_API kv_status kv_kv_cache_init(kv_model_t model, int32_t num_slots, int32_t slot_capacity_tokens,
+                                  kv_kv_cache_t* out);
+KV_API void kv_kv_cache_free(kv_kv_cache_t cache);
+KV_API uint64_t kv_kv_cache_bytes(kv_kv_cache_t cache);
+
+/**
+ * One forward step for a batch of sequences, then sampling. All arrays are host memory.
+ *   slots[s]        cache slot of sequence s (distinct within a step)
+ *   start_pos[s]    tokens already cached for s: the position of its first new token
+ *   num_new[s]      new tokens of s this step (>= 1; a prompt chunk or one decode token)
+ *   token_ids       [sum num_new] the new tokens, sequence after sequence
+ * Sampling of the next token at each sequence's last new position (all per sequence, NULL
+ * arrays disable the corresponding output):
+ *   temperature[s]  0 = greedy (argmax, lowest id on ties)
+ *   top_k[s]        0 = off;  top_p[s] 1 = off;  min_p[s] 0 = off;  repetition_penalty[s] 1 = off
+ *   seed[s], request_id[s]: randomness is Philox4x32-10 keyed by seed, counter (request_id,
+ *                   position of the sampled token), so it does not depend on batching.
+ *   sampled[s]      out: the next token
+ *   logits          out: [num_seqs][vocab_size] fp32 logits at each sequence's last new position
+ * Fails without side effects on the cache when an argument is out of range (a position past
+ * the slot capacity or max_positions, a token id outside the vocabulary).
+ */
+KV_API kv_status kv_model_step(kv_model_t model, kv_kv_cache_t cache, int32_t num_seqs, const int32_t* slots,
+                               const int32_t* start_pos, const int32_t* num_new, const int32_t* token_ids,
+                               const float* temperature, const int32_t* top_k, const float* top_p,
+                               const float* min_p, const float* repetition_penalty, const uint64_t* seed,
+                               const uint64_t* request_id, int32_t* sampled, float* logits);
 
 #ifdef __cplusplus
 } /* extern "C" */

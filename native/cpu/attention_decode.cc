@@ -1,12 +1,12 @@
-// Dense single-query attention on the CPU. One task owns (sequence, KV head, KV split): it
-// reads each K and V row once for the whole GQA group, scores tokens in blocks, and keeps an
-// online softmax per query head (one rescale per block, not per token). Splits of one
-// sequence are combined with the attention-state merge, as on the GPU.
+// Dense single-query attention on the CPU. One task owns (sequence, KV head, KV split) and runs
+// attend_rows (attention.cc) over its tokens; splits of one sequence are combined with the
+// attention-state merge, as on the GPU.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "cpu/attention.h"
 #include "cpu/cpu_ops.h"
 #include "cpu/isa.h"
 #include "cpu/parallel.h"
@@ -15,7 +15,6 @@
 namespace kv::cpu {
 namespace {
 
-constexpr int64_t kBlockTokens = 64;
 constexpr int64_t kMinSplitTokens = 512;
 
 struct Task {
@@ -23,65 +22,19 @@ struct Task {
   int64_t t_begin, t_end;
 };
 
-// Writes the state of group query heads [h0, h0 + g) over tokens [t_begin, t_end) as fp32
-// o_out[g][d] (normalized) and lse_out[g].
 template <typename T>
-void attend(const AttentionDecodeArgs& a, const Task& task, float* o_out, float* lse_out, bool avx2,
-            std::vector<float>& scratch) {
+void attend_task(const AttentionDecodeArgs& a, const Task& task, float* o_out, float* lse_out, bool avx2,
+                 std::vector<float>& scratch) {
   const int32_t d = a.head_dim;
   const int32_t g = a.num_q_heads / a.num_kv_heads;
   const int32_t h0 = task.kvh * g;
   const int64_t row_stride = static_cast<int64_t>(a.num_kv_heads) * d;
   const T* q = static_cast<const T*>(a.q) + (static_cast<int64_t>(task.b) * a.num_q_heads + h0) * d;
-  const T* k = static_cast<const T*>(a.k) + static_cast<int64_t>(task.b) * a.kv_len * row_stride +
-               static_cast<int64_t>(task.kvh) * d;
-  const T* v = static_cast<const T*>(a.v) + static_cast<int64_t>(task.b) * a.kv_len * row_stride +
-               static_cast<int64_t>(task.kvh) * d;
-
-  scratch.assign(static_cast<size_t>(g) * d * 2 + static_cast<size_t>(g) * kBlockTokens, 0.f);
-  float* qf = scratch.data();                           // [g][d] query in fp32
-  float* acc = qf + static_cast<size_t>(g) * d;          // [g][d] unnormalized output
-  float* s = acc + static_cast<size_t>(g) * d;           // [g][kBlockTokens] scores
+  const int64_t base = static_cast<int64_t>(task.b) * a.kv_len * row_stride + static_cast<int64_t>(task.kvh) * d;
+  std::vector<float> qf(static_cast<size_t>(g) * d);
   for (int64_t i = 0; i < static_cast<int64_t>(g) * d; ++i) qf[i] = load_elem(q, i);
-  std::vector<float> m(g, -std::numeric_limits<float>::infinity()), l(g, 0.f);
-
-  for (int64_t t0 = task.t_begin; t0 < task.t_end; t0 += kBlockTokens) {
-    const int64_t nt = std::min(kBlockTokens, task.t_end - t0);
-    for (int64_t t = 0; t < nt; ++t) {
-      const T* kt = k + (t0 + t) * row_stride;
-      for (int32_t h = 0; h < g; ++h) s[h * kBlockTokens + t] = a.sm_scale * dot(qf + h * d, kt, d, avx2);
-    }
-    for (int32_t h = 0; h < g; ++h) {
-      float* sh = s + h * kBlockTokens;
-      float block_max = *std::max_element(sh, sh + nt);
-      float m_new = std::max(m[h], block_max);
-      float rescale = std::exp(m[h] - m_new);  // exp(-inf) = 0 on the first block
-      float* acc_h = acc + static_cast<int64_t>(h) * d;
-      if (rescale != 1.f)
-        for (int32_t j = 0; j < d; ++j) acc_h[j] *= rescale;
-      l[h] *= rescale;
-      for (int64_t t = 0; t < nt; ++t) {
-        sh[t] = std::exp(sh[t] - m_new);
-        l[h] += sh[t];
-      }
-      m[h] = m_new;
-    }
-    for (int64_t t = 0; t < nt; ++t) {
-      const T* vt = v + (t0 + t) * row_stride;
-      for (int32_t h = 0; h < g; ++h) axpy(acc + static_cast<int64_t>(h) * d, s[h * kBlockTokens + t], vt, d, avx2);
-    }
-  }
-  for (int32_t h = 0; h < g; ++h) {
-    float* out = o_out + static_cast<int64_t>(h) * d;
-    if (l[h] == 0.f) {  // no tokens: the empty state
-      std::fill(out, out + d, 0.f);
-      lse_out[h] = -std::numeric_limits<float>::infinity();
-      continue;
-    }
-    float inv = 1.f / l[h];
-    for (int32_t j = 0; j < d; ++j) out[j] = acc[static_cast<int64_t>(h) * d + j] * inv;
-    lse_out[h] = m[h] + std::log(l[h]);
-  }
+  attend_rows(qf.data(), static_cast<const T*>(a.k) + base, static_cast<const T*>(a.v) + base, row_stride, g, d,
+              a.sm_scale, task.t_begin, task.t_end, o_out, lse_out, avx2, scratch);
 }
 
 template <typename T>
@@ -108,7 +61,7 @@ void attention_typed(const AttentionDecodeArgs& a) {
       Task task{static_cast<int32_t>(group / a.num_kv_heads), static_cast<int32_t>(group % a.num_kv_heads),
                 a.kv_len * split / splits, a.kv_len * (split + 1) / splits};
       int64_t row0 = static_cast<int64_t>(task.b) * a.num_q_heads + static_cast<int64_t>(task.kvh) * g;
-      attend<T>(a, task, part_o.data() + (split * rows + row0) * d, part_lse.data() + split * rows + row0, avx2,
+      attend_task<T>(a, task, part_o.data() + (split * rows + row0) * d, part_lse.data() + split * rows + row0, avx2,
                 scratch);
     }
   });

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.kvasir.nativeapi.Backend;
+import io.kvasir.nativeapi.Kvasir;
 import io.kvasir.ops.BackendReport;
 import io.kvasir.ops.CheckResult;
 import io.kvasir.ops.SelfCheckReport;
@@ -38,7 +39,7 @@ class KvasirCliTest {
   void infoPrintsEverySectionAndPassesTheSelfCheck() {
     Run r = run("info");
     assertEquals(0, r.exit(), r.out() + r.err());
-    assertContains(r.out(), "Kvasir\n", "library    kvasir ", "C ABI      version 1 (bindings expect 1)", "\nCPU\n",
+    assertContains(r.out(), "Kvasir\n", "library    kvasir ", "C ABI      version " + Kvasir.ABI_VERSION + " (bindings expect " + Kvasir.ABI_VERSION + ")", "\nCPU\n",
         "cores", "SIMD", "\nCUDA devices (libkvasir)\n", "\nCUDA driver (JavaCPP presets)\n", "\nSelf-check (seed ",
         "CPU:0   attention_decode[bf16,d=128", "pass", "0 failed: PASSED");
     assertTrue(r.out().indexOf("CPU\n") < r.out().indexOf("CUDA devices"), "sections in order");

@@ -1,0 +1,478 @@
+// The model runtime's ABI entry points: configuration and weight checks, weight upload and
+// conversion, synthetic weights, the KV cache, and step validation before a backend runs it.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <string>
+
+#include "core/error.h"
+#include "core/handles.h"
+#include "cpu/bf16.h"
+#include "cpu/parallel.h"
+#include "model/model_impl.h"
+#include "model/philox.h"
+#include "model/rope.h"
+
+namespace kv::model {
+namespace {
+
+using kv::fail;
+
+const char* kind_name(int kind) {
+  switch (kind) {
+    case KV_WEIGHT_EMBED: return "model.embed_tokens.weight";
+    case KV_WEIGHT_FINAL_NORM: return "model.norm.weight";
+    case KV_WEIGHT_LM_HEAD: return "lm_head.weight";
+    case KV_WEIGHT_ATTN_NORM: return "input_layernorm.weight";
+    case KV_WEIGHT_Q: return "self_attn.q_proj.weight";
+    case KV_WEIGHT_K: return "self_attn.k_proj.weight";
+    case KV_WEIGHT_V: return "self_attn.v_proj.weight";
+    case KV_WEIGHT_O: return "self_attn.o_proj.weight";
+    case KV_WEIGHT_Q_BIAS: return "self_attn.q_proj.bias";
+    case KV_WEIGHT_K_BIAS: return "self_attn.k_proj.bias";
+    case KV_WEIGHT_V_BIAS: return "self_attn.v_proj.bias";
+    case KV_WEIGHT_Q_NORM: return "self_attn.q_norm.weight";
+    case KV_WEIGHT_K_NORM: return "self_attn.k_norm.weight";
+    case KV_WEIGHT_MLP_NORM: return "post_attention_layernorm.weight";
+    case KV_WEIGHT_GATE: return "mlp.gate_proj.weight";
+    case KV_WEIGHT_UP: return "mlp.up_proj.weight";
+    case KV_WEIGHT_DOWN: return "mlp.down_proj.weight";
+  }
+  return "unknown";
+}
+
+// The Hugging Face name of a weight, for messages.
+std::string hf_name(int kind, int layer) {
+  if (layer < 0) return kind_name(kind);
+  return "model.layers." + std::to_string(layer) + "." + kind_name(kind);
+}
+
+bool is_model_level(int kind) { return kind <= KV_WEIGHT_LM_HEAD; }
+
+// The weights a configuration needs, as (kind, layer) pairs.
+std::vector<std::pair<int, int>> required_weights(const kv_model_config& c) {
+  std::vector<std::pair<int, int>> out{{KV_WEIGHT_EMBED, -1}, {KV_WEIGHT_FINAL_NORM, -1}};
+  if (!c.tie_word_embeddings) out.push_back({KV_WEIGHT_LM_HEAD, -1});
+  for (int l = 0; l < c.num_layers; ++l) {
+    for (int k : {KV_WEIGHT_ATTN_NORM, KV_WEIGHT_Q, KV_WEIGHT_K, KV_WEIGHT_V, KV_WEIGHT_O, KV_WEIGHT_MLP_NORM,
+                  KV_WEIGHT_GATE, KV_WEIGHT_UP, KV_WEIGHT_DOWN})
+      out.push_back({k, l});
+    if (c.qkv_bias)
+      for (int k : {KV_WEIGHT_Q_BIAS, KV_WEIGHT_K_BIAS, KV_WEIGHT_V_BIAS}) out.push_back({k, l});
+    if (c.qk_norm)
+      for (int k : {KV_WEIGHT_Q_NORM, KV_WEIGHT_K_NORM}) out.push_back({k, l});
+  }
+  return out;
+}
+
+void check_config(const kv_model_config& c) {
+  auto positive = [](int64_t v, const char* name) {
+    if (v <= 0) fail(KV_STATUS_INVALID_ARGUMENT, "config.", name, "=", v, " must be > 0");
+  };
+  positive(c.vocab_size, "vocab_size");
+  positive(c.hidden_size, "hidden_size");
+  positive(c.intermediate_size, "intermediate_size");
+  positive(c.num_layers, "num_layers");
+  positive(c.num_q_heads, "num_q_heads");
+  positive(c.num_kv_heads, "num_kv_heads");
+  positive(c.max_positions, "max_positions");
+  KV_REQUIRE(c.num_q_heads % c.num_kv_heads == 0, "config.num_q_heads=", c.num_q_heads,
+             " is not a multiple of num_kv_heads=", c.num_kv_heads);
+  if (c.head_dim != 64 && c.head_dim != 128 && c.head_dim != 256)
+    fail(KV_STATUS_UNSUPPORTED, "config.head_dim=", c.head_dim, " is not supported (64, 128 or 256)");
+  KV_REQUIRE(std::isfinite(c.rms_norm_eps) && c.rms_norm_eps > 0, "config.rms_norm_eps=", c.rms_norm_eps,
+             " must be finite and > 0");
+  KV_REQUIRE(std::isfinite(c.rope_theta) && c.rope_theta > 0, "config.rope_theta=", c.rope_theta,
+             " must be finite and > 0");
+  if (c.rope_scaling == KV_ROPE_LLAMA3) {
+    KV_REQUIRE(c.rope_factor >= 1.f, "config.rope_factor=", c.rope_factor, " must be >= 1 for llama3 scaling");
+    KV_REQUIRE(c.rope_low_freq_factor > 0 && c.rope_high_freq_factor > c.rope_low_freq_factor,
+               "config.rope_low_freq_factor=", c.rope_low_freq_factor, " and rope_high_freq_factor=",
+               c.rope_high_freq_factor, " must satisfy 0 < low < high");
+    positive(c.rope_original_max_positions, "rope_original_max_positions");
+  } else if (c.rope_scaling != KV_ROPE_DEFAULT) {
+    fail(KV_STATUS_UNSUPPORTED, "config.rope_scaling=", c.rope_scaling, " is not supported (default or llama3)");
+  }
+  KV_REQUIRE(c.weight_dtype == KV_DTYPE_F32 || c.weight_dtype == KV_DTYPE_BF16, "config.weight_dtype=",
+             c.weight_dtype, " must be KV_DTYPE_F32 or KV_DTYPE_BF16");
+}
+
+// Allocates one tensor on the model's device.
+void alloc(kv_model& m, Tensor& t, int64_t rows, int64_t cols, kv_dtype dtype) {
+  t.rows = rows;
+  t.cols = cols;
+  t.dtype = dtype;
+  t.data = kv::mem_allocate(m.backend, m.device, KV_MEM_DEVICE, t.bytes());
+}
+
+void release(kv_model& m, Tensor& t) {
+  kv::mem_release(m.backend, m.device, KV_MEM_DEVICE, t.data, t.bytes());
+  t.data = nullptr;
+}
+
+template <typename F>
+void for_each_tensor(kv_model& m, F&& f) {
+  f(m.embed);
+  f(m.final_norm);
+  f(m.lm_head);
+  for (Layer& l : m.layers)
+    for (Tensor* t : {&l.attn_norm, &l.qkv, &l.qkv_bias, &l.q_norm, &l.k_norm, &l.o, &l.mlp_norm, &l.gate_up, &l.down})
+      f(*t);
+}
+
+// IEEE binary16 to float, subnormals, infinities and NaN included.
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    bits = sign;
+  } else {  // subnormal: normalize
+    int shift = 0;
+    while (!(mant & 0x400u)) {
+      mant <<= 1;
+      ++shift;
+    }
+    bits = sign | (static_cast<uint32_t>(113 - shift) << 23) | ((mant & 0x3ffu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+float read_source(const void* src, int src_dtype, int64_t i) {
+  switch (src_dtype) {
+    case KV_DTYPE_BF16: return bf16_to_float(static_cast<const uint16_t*>(src)[i]);
+    case KV_DTYPE_F16: return half_to_float(static_cast<const uint16_t*>(src)[i]);
+    default: return static_cast<const float*>(src)[i];
+  }
+}
+
+// Copies n source elements into tensor t starting at element offset, converting.
+void write_converted(Tensor& t, int64_t offset, const void* src, int src_dtype, int64_t n) {
+  kv::cpu::parallel_for(n, 1 << 16, [&](int64_t b, int64_t e) {
+    if (t.dtype == KV_DTYPE_BF16) {
+      uint16_t* dst = static_cast<uint16_t*>(t.data) + offset;
+      if (src_dtype == KV_DTYPE_BF16) {
+        std::memcpy(dst + b, static_cast<const uint16_t*>(src) + b, static_cast<size_t>(e - b) * 2);
+      } else {
+        for (int64_t i = b; i < e; ++i) dst[i] = float_to_bf16(read_source(src, src_dtype, i));
+      }
+    } else {
+      float* dst = static_cast<float*>(t.data) + offset;
+      if (src_dtype == KV_DTYPE_F32) {
+        std::memcpy(dst + b, static_cast<const float*>(src) + b, static_cast<size_t>(e - b) * 4);
+      } else {
+        for (int64_t i = b; i < e; ++i) dst[i] = read_source(src, src_dtype, i);
+      }
+    }
+  });
+}
+
+// Where a (kind, layer) lands: tensor, element offset and element count.
+struct Target {
+  Tensor* tensor;
+  int64_t offset;
+  int64_t count;
+};
+
+Target locate(kv_model& m, int kind, int layer) {
+  const kv_model_config& c = m.cfg;
+  const int64_t h = c.hidden_size, qd = static_cast<int64_t>(c.num_q_heads) * c.head_dim,
+                kvd = static_cast<int64_t>(c.num_kv_heads) * c.head_dim, inter = c.intermediate_size;
+  if (is_model_level(kind)) {
+    switch (kind) {
+      case KV_WEIGHT_EMBED: return {&m.embed, 0, c.vocab_size * h};
+      case KV_WEIGHT_FINAL_NORM: return {&m.final_norm, 0, h};
+      default: return {&m.lm_head, 0, c.vocab_size * h};
+    }
+  }
+  Layer& l = m.layers[layer];
+  switch (kind) {
+    case KV_WEIGHT_ATTN_NORM: return {&l.attn_norm, 0, h};
+    case KV_WEIGHT_Q: return {&l.qkv, 0, qd * h};
+    case KV_WEIGHT_K: return {&l.qkv, qd * h, kvd * h};
+    case KV_WEIGHT_V: return {&l.qkv, (qd + kvd) * h, kvd * h};
+    case KV_WEIGHT_O: return {&l.o, 0, h * qd};
+    case KV_WEIGHT_Q_BIAS: return {&l.qkv_bias, 0, qd};
+    case KV_WEIGHT_K_BIAS: return {&l.qkv_bias, qd, kvd};
+    case KV_WEIGHT_V_BIAS: return {&l.qkv_bias, qd + kvd, kvd};
+    case KV_WEIGHT_Q_NORM: return {&l.q_norm, 0, c.head_dim};
+    case KV_WEIGHT_K_NORM: return {&l.k_norm, 0, c.head_dim};
+    case KV_WEIGHT_MLP_NORM: return {&l.mlp_norm, 0, h};
+    case KV_WEIGHT_GATE: return {&l.gate_up, 0, inter * h};
+    case KV_WEIGHT_UP: return {&l.gate_up, inter * h, inter * h};
+    default: return {&l.down, 0, h * inter};
+  }
+}
+
+void free_model(kv_model* m) noexcept {
+  if (!m) return;
+  for_each_tensor(*m, [&](Tensor& t) { release(*m, t); });
+  delete m;
+}
+
+}  // namespace
+
+float random_normal(uint64_t seed, uint64_t stream, uint64_t index) {
+  // Box-Muller over two 24-bit uniforms of one Philox block.
+  philox::U32x4 c{{static_cast<uint32_t>(index), static_cast<uint32_t>(index >> 32), static_cast<uint32_t>(stream),
+                   0x6b766d72u}};
+  const philox::U32x4 r = philox::philox4x32_10(c, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+  const float u1 = (static_cast<float>(r.v[0] >> 8) + 0.5f) * (1.0f / 16777216.0f);
+  const float u2 = philox::to_unit_float(r.v[1]);
+  return std::sqrt(-2.f * std::log(u1)) * std::cos(6.2831853071795864f * u2);
+}
+
+}  // namespace kv::model
+
+using kv::model::Layer;
+using kv::model::Tensor;
+
+extern "C" {
+
+kv_status kv_model_init(kv_backend backend, int32_t device, const kv_model_config* config, kv_model_t* out) {
+  KV_API_BEGIN
+  KV_REQUIRE_NOT_NULL(out);
+  *out = nullptr;
+  KV_REQUIRE_NOT_NULL(config);
+  kv::model::check_config(*config);
+  if (backend == KV_BACKEND_CUDA)
+    kv::fail(KV_STATUS_UNSUPPORTED, "the model runtime runs on the CPU backend in this build; its CUDA path "
+                                    "(cuBLAS GEMMs, device sampling) is not built yet");
+  KV_REQUIRE(backend == KV_BACKEND_CPU, "backend=", static_cast<int>(backend), " is not a kv_backend value");
+  KV_REQUIRE(device == 0, "device=", device, ": the CPU backend has one device, 0");
+  auto* m = new kv_model{};
+  m->backend = backend;
+  m->device = device;
+  m->cfg = *config;
+  m->wdtype = static_cast<kv_dtype>(config->weight_dtype);
+  try {
+    const kv_model_config& c = *config;
+    const int64_t h = c.hidden_size, qd = static_cast<int64_t>(c.num_q_heads) * c.head_dim,
+                  kvd = static_cast<int64_t>(c.num_kv_heads) * c.head_dim, inter = c.intermediate_size;
+    kv::model::alloc(*m, m->embed, c.vocab_size, h, m->wdtype);
+    kv::model::alloc(*m, m->final_norm, h, 1, KV_DTYPE_F32);
+    if (!c.tie_word_embeddings) kv::model::alloc(*m, m->lm_head, c.vocab_size, h, m->wdtype);
+    m->layers.resize(c.num_layers);
+    for (Layer& l : m->layers) {
+      kv::model::alloc(*m, l.attn_norm, h, 1, KV_DTYPE_F32);
+      kv::model::alloc(*m, l.qkv, qd + 2 * kvd, h, m->wdtype);
+      if (c.qkv_bias) kv::model::alloc(*m, l.qkv_bias, qd + 2 * kvd, 1, KV_DTYPE_F32);
+      if (c.qk_norm) {
+        kv::model::alloc(*m, l.q_norm, c.head_dim, 1, KV_DTYPE_F32);
+        kv::model::alloc(*m, l.k_norm, c.head_dim, 1, KV_DTYPE_F32);
+      }
+      kv::model::alloc(*m, l.o, h, qd, m->wdtype);
+      kv::model::alloc(*m, l.mlp_norm, h, 1, KV_DTYPE_F32);
+      kv::model::alloc(*m, l.gate_up, 2 * inter, h, m->wdtype);
+      kv::model::alloc(*m, l.down, h, inter, m->wdtype);
+    }
+    m->inv_freq = kv::model::rope_inv_freq(c);
+  } catch (...) {
+    kv::model::free_model(m);
+    throw;
+  }
+  *out = m;
+  KV_API_END
+}
+
+void kv_model_free(kv_model_t model) {
+  if (!model) return;
+  // Caches point at their model: while any lives, the model is only marked released, and the
+  // last cache's free releases it. Steps on such a cache fail with a clear message.
+  if (model->live_caches > 0) {
+    model->released = true;
+    return;
+  }
+  kv::model::free_model(model);
+}
+
+kv_status kv_model_set_weight(kv_model_t model, int32_t kind, int32_t layer, int32_t src_dtype, const void* host_data,
+                              int64_t num_elements) {
+  KV_API_BEGIN
+  KV_REQUIRE_NOT_NULL(model);
+  KV_REQUIRE(kind >= KV_WEIGHT_EMBED && kind <= KV_WEIGHT_DOWN, "kind=", kind, " is not a kv_weight_kind value");
+  const kv_model_config& c = model->cfg;
+  if (kv::model::is_model_level(kind)) {
+    KV_REQUIRE(layer == -1, "layer=", layer, ": ", kv::model::kind_name(kind), " is a model-level weight (layer -1)");
+  } else {
+    KV_REQUIRE(layer >= 0 && layer < c.num_layers, "layer=", layer, " is outside [0, ", c.num_layers, ")");
+  }
+  const std::string name = kv::model::hf_name(kind, layer);
+  if (kind == KV_WEIGHT_LM_HEAD && c.tie_word_embeddings)
+    kv::fail(KV_STATUS_INVALID_ARGUMENT, name, ": the config ties word embeddings, so the LM head is the embedding");
+  if ((kind >= KV_WEIGHT_Q_BIAS && kind <= KV_WEIGHT_V_BIAS) && !c.qkv_bias)
+    kv::fail(KV_STATUS_INVALID_ARGUMENT, name, ": this config has no q/k/v biases (qkv_bias = 0)");
+  if ((kind == KV_WEIGHT_Q_NORM || kind == KV_WEIGHT_K_NORM) && !c.qk_norm)
+    kv::fail(KV_STATUS_INVALID_ARGUMENT, name, ": this config has no q/k norms (qk_norm = 0)");
+  KV_REQUIRE(src_dtype == KV_DTYPE_F32 || src_dtype == KV_DTYPE_BF16 || src_dtype == KV_DTYPE_F16, name,
+             ": src_dtype=", src_dtype, " must be F32, BF16 or F16");
+  KV_REQUIRE_NOT_NULL(host_data);
+  kv::model::Target target = kv::model::locate(*model, kind, layer);
+  KV_REQUIRE(num_elements == target.count, name, " has ", num_elements, " elements; this config needs ",
+             target.count);
+  kv::model::write_converted(*target.tensor, target.offset, host_data, src_dtype, num_elements);
+  model->weights_set.insert({kind, layer});
+  KV_API_END
+}
+
+kv_status kv_model_randomize(kv_model_t model, uint64_t seed, float init_std) {
+  KV_API_BEGIN
+  KV_REQUIRE_NOT_NULL(model);
+  KV_REQUIRE(std::isfinite(init_std) && init_std > 0, "init_std=", init_std, " must be finite and > 0");
+  uint64_t stream = 0;
+  kv::model::for_each_tensor(*model, [&](Tensor& t) {
+    const uint64_t id = stream++;
+    if (!t.data) return;
+    const int64_t n = t.rows * t.cols;
+    const bool matrix = t.cols > 1;
+    kv::cpu::parallel_for(n, 1 << 16, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        // Matrices: N(0, init_std); norms 1; biases 0 (vectors are norms unless they are biases).
+        float value = matrix ? init_std * kv::model::random_normal(seed, id, static_cast<uint64_t>(i)) : 1.f;
+        if (t.dtype == KV_DTYPE_BF16) static_cast<uint16_t*>(t.data)[i] = kv::float_to_bf16(value);
+        else static_cast<float*>(t.data)[i] = value;
+      }
+    });
+  });
+  for (Layer& l : model->layers)
+    if (l.qkv_bias.data) std::memset(l.qkv_bias.data, 0, l.qkv_bias.bytes());
+  model->randomized = true;
+  KV_API_END
+}
+
+kv_status kv_model_check_complete(kv_model_t model) {
+  KV_API_BEGIN
+  KV_REQUIRE_NOT_NULL(model);
+  if (model->randomized) return KV_STATUS_OK;
+  for (const auto& [kind, layer] : kv::model::required_weights(model->cfg))
+    if (!model->weights_set.count({kind, layer}))
+      kv::fail(KV_STATUS_INVALID_ARGUMENT, "weight ", kv::model::hf_name(kind, layer), " was never set");
+  KV_API_END
+}
+
+uint64_t kv_model_weight_bytes(kv_model_t model) {
+  if (!model) return 0;
+  uint64_t total = 0;
+  kv::model::for_each_tensor(*model, [&](Tensor& t) { total += t.data ? t.bytes() : 0; });
+  return total;
+}
+
+kv_status kv_kv_cache_init(kv_model_t model, int32_t num_slots, int32_t slot_capacity_tokens, kv_kv_cache_t* out) {
+  KV_API_BEGIN
+  KV_REQUIRE_NOT_NULL(out);
+  *out = nullptr;
+  KV_REQUIRE_NOT_NULL(model);
+  KV_REQUIRE(!model->released, "the model was freed (kv_model_free)");
+  KV_REQUIRE(num_slots > 0, "num_slots=", num_slots, " must be > 0");
+  KV_REQUIRE(slot_capacity_tokens > 0 && slot_capacity_tokens <= model->cfg.max_positions, "slot_capacity_tokens=",
+             slot_capacity_tokens, " must be in [1, max_positions = ", model->cfg.max_positions, "]");
+  const kv_model_config& c = model->cfg;
+  auto* cache = new kv_kv_cache{};
+  cache->model = model;
+  cache->num_slots = num_slots;
+  cache->capacity = slot_capacity_tokens;
+  cache->kv_bytes = static_cast<uint64_t>(c.num_layers) * num_slots * slot_capacity_tokens *
+                    kv::model::kv_row_elems(c) * (model->wdtype == KV_DTYPE_BF16 ? 2 : 4);
+  try {
+    cache->k = kv::mem_allocate(model->backend, model->device, KV_MEM_DEVICE, cache->kv_bytes);
+    cache->v = kv::mem_allocate(model->backend, model->device, KV_MEM_DEVICE, cache->kv_bytes);
+    cache->tokens.assign(static_cast<size_t>(num_slots) * slot_capacity_tokens, 0);
+  } catch (...) {
+    kv::mem_release(model->backend, model->device, KV_MEM_DEVICE, cache->k, cache->kv_bytes);
+    delete cache;
+    throw;
+  }
+  ++model->live_caches;
+  *out = cache;
+  KV_API_END
+}
+
+void kv_kv_cache_free(kv_kv_cache_t cache) {
+  if (!cache) return;
+  kv_model* m = cache->model;
+  kv::mem_release(m->backend, m->device, KV_MEM_DEVICE, cache->k, cache->kv_bytes);
+  kv::mem_release(m->backend, m->device, KV_MEM_DEVICE, cache->v, cache->kv_bytes);
+  --m->live_caches;
+  delete cache;
+  if (m->released && m->live_caches == 0) kv::model::free_model(m);
+}
+
+uint64_t kv_kv_cache_bytes(kv_kv_cache_t cache) { return cache ? 2 * cache->kv_bytes : 0; }
+
+kv_status kv_model_step(kv_model_t model, kv_kv_cache_t cache, int32_t num_seqs, const int32_t* slots,
+                        const int32_t* start_pos, const int32_t* num_new, const int32_t* token_ids,
+                        const float* temperature, const int32_t* top_k, const float* top_p, const float* min_p,
+                        const float* repetition_penalty, const uint64_t* seed, const uint64_t* request_id,
+                        int32_t* sampled, float* logits) {
+  KV_API_BEGIN
+  KV_REQUIRE_NOT_NULL(model);
+  KV_REQUIRE_NOT_NULL(cache);
+  KV_REQUIRE(cache->model == model, "cache belongs to another model");
+  KV_REQUIRE(!model->released, "the model was freed (kv_model_free); only its caches are still alive");
+  KV_REQUIRE(num_seqs >= 0, "num_seqs=", num_seqs, " must be >= 0");
+  if (num_seqs == 0) return KV_STATUS_OK;
+  KV_REQUIRE_NOT_NULL(slots);
+  KV_REQUIRE_NOT_NULL(start_pos);
+  KV_REQUIRE_NOT_NULL(num_new);
+  KV_REQUIRE_NOT_NULL(token_ids);
+  kv_status complete = kv_model_check_complete(model);
+  if (complete != KV_STATUS_OK) return complete;
+  const kv_model_config& c = model->cfg;
+  kv::model::StepBatch b;
+  b.num_seqs = num_seqs;
+  b.slots = slots;
+  b.start_pos = start_pos;
+  b.num_new = num_new;
+  b.token_ids = token_ids;
+  b.token_offset.assign(num_seqs + 1, 0);
+  std::set<int32_t> used_slots;
+  for (int32_t s = 0; s < num_seqs; ++s) {
+    KV_REQUIRE(slots[s] >= 0 && slots[s] < cache->num_slots, "slots[", s, "]=", slots[s], " is outside [0, ",
+               cache->num_slots, ")");
+    KV_REQUIRE(used_slots.insert(slots[s]).second, "slots[", s, "]=", slots[s], " appears twice in one step");
+    KV_REQUIRE(num_new[s] >= 1, "num_new[", s, "]=", num_new[s], " must be >= 1");
+    KV_REQUIRE(start_pos[s] >= 0, "start_pos[", s, "]=", start_pos[s], " must be >= 0");
+    const int64_t end = static_cast<int64_t>(start_pos[s]) + num_new[s];
+    KV_REQUIRE(end <= cache->capacity, "sequence ", s, " would reach ", end, " tokens, past the slot capacity of ",
+               cache->capacity);
+    KV_REQUIRE(end <= c.max_positions, "sequence ", s, " would reach ", end, " tokens, past max_positions = ",
+               c.max_positions);
+    b.token_offset[s + 1] = b.token_offset[s] + num_new[s];
+  }
+  b.num_tokens = b.token_offset[num_seqs];
+  for (int64_t i = 0; i < b.num_tokens; ++i)
+    KV_REQUIRE(token_ids[i] >= 0 && token_ids[i] < c.vocab_size, "token_ids[", i, "]=", token_ids[i],
+               " is outside the vocabulary [0, ", c.vocab_size, ")");
+  if (sampled) {
+    for (int32_t s = 0; s < num_seqs; ++s) {
+      if (temperature)
+        KV_REQUIRE(std::isfinite(temperature[s]) && temperature[s] >= 0, "temperature[", s, "]=", temperature[s],
+                   " must be finite and >= 0");
+      if (top_k) KV_REQUIRE(top_k[s] >= 0, "top_k[", s, "]=", top_k[s], " must be >= 0 (0 = off)");
+      if (top_p) KV_REQUIRE(top_p[s] > 0 && top_p[s] <= 1, "top_p[", s, "]=", top_p[s], " must be in (0, 1]");
+      if (min_p) KV_REQUIRE(min_p[s] >= 0 && min_p[s] <= 1, "min_p[", s, "]=", min_p[s], " must be in [0, 1]");
+      if (repetition_penalty)
+        KV_REQUIRE(std::isfinite(repetition_penalty[s]) && repetition_penalty[s] > 0, "repetition_penalty[", s,
+                   "]=", repetition_penalty[s], " must be finite and > 0");
+    }
+  }
+  b.temperature = temperature;
+  b.top_k = top_k;
+  b.top_p = top_p;
+  b.min_p = min_p;
+  b.repetition_penalty = repetition_penalty;
+  b.seed = seed;
+  b.request_id = request_id;
+  b.sampled = sampled;
+  b.logits = logits;
+  kv::model::step_cpu(*model, *cache, b);
+  KV_API_END
+}
+
+}  // extern "C"

@@ -1,0 +1,204 @@
+// One forward step of the model on the CPU for a batch of sequences, then sampling.
+//
+// Activations are fp32 [tokens][features], tokens of all sequences stacked. Every output
+// element is computed in an order fixed by the op alone (matmul_wt, row norms, attend_rows
+// over positions [0, p]), never by the batch, so batched and solo runs agree bit for bit.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "cpu/attention.h"
+#include "cpu/bf16.h"
+#include "cpu/gemm.h"
+#include "cpu/isa.h"
+#include "cpu/parallel.h"
+#include "cpu/simd.h"
+#include "model/model_impl.h"
+
+namespace kv::model {
+namespace {
+
+using cpu::parallel_for;
+
+// x * rsqrt(mean(x^2) + eps) * weight, as Hugging Face's LlamaRMSNorm (in fp32). The sum of
+// squares runs k ascending, one accumulator: fixed for every row.
+void rms_norm_row(const float* x, const float* weight, int64_t n, float eps, float* out) {
+  double ss = 0.0;  // double: the norm of a 4096-wide row keeps full fp32 accuracy
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) out[i] = (x[i] * inv) * weight[i];
+}
+
+void rms_norm_rows(const float* x, const float* weight, int64_t rows, int64_t n, float eps, float* out) {
+  parallel_for(rows, 16, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) rms_norm_row(x + r * n, weight, n, eps, out + r * n);
+  });
+}
+
+// Rotary embedding of one head in place, Hugging Face's rotate_half layout: channel i pairs
+// with channel i + d/2, angle = position * inv_freq[i] in fp32 (one rounding, as the
+// reference's fp32 matmul of inv_freq by positions).
+void rope_head(float* x, const float* cos_t, const float* sin_t, int32_t d) {
+  const int32_t half = d / 2;
+  for (int32_t i = 0; i < half; ++i) {
+    const float x1 = x[i], x2 = x[i + half];
+    x[i] = x1 * cos_t[i] - x2 * sin_t[i];
+    x[i + half] = x2 * cos_t[i] + x1 * sin_t[i];
+  }
+}
+
+inline float silu(float g) { return g / (1.f + std::exp(-g)); }
+
+void store_row(void* dst, kv_dtype dtype, const float* src, int64_t n) {
+  if (dtype == KV_DTYPE_BF16) {
+    auto* d = static_cast<uint16_t*>(dst);
+    for (int64_t i = 0; i < n; ++i) d[i] = float_to_bf16(src[i]);
+  } else {
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+  }
+}
+
+void load_row(const void* src, kv_dtype dtype, int64_t n, float* dst) {
+  if (dtype == KV_DTYPE_BF16) {
+    const auto* s = static_cast<const uint16_t*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(s[i]);
+  } else {
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+  }
+}
+
+}  // namespace
+
+void step_cpu(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
+  const kv_model_config& c = m.cfg;
+  const bool avx2 = cpu::active_isa() >= KV_CPU_ISA_AVX2;
+  const int64_t T = b.num_tokens, H = c.hidden_size, D = c.head_dim, HQ = c.num_q_heads, HKV = c.num_kv_heads;
+  const int64_t QD = HQ * D, KVD = HKV * D, QKV = QD + 2 * KVD, I = c.intermediate_size;
+  const int32_t group = static_cast<int32_t>(HQ / HKV);
+  const float scale = 1.f / std::sqrt(static_cast<float>(D));
+  const size_t esize = m.wdtype == KV_DTYPE_BF16 ? 2 : 4;
+
+  // Per token: its sequence and position.
+  std::vector<int32_t> seq_of(T), pos_of(T);
+  for (int32_t s = 0; s < b.num_seqs; ++s)
+    for (int64_t i = b.token_offset[s]; i < b.token_offset[s + 1]; ++i) {
+      seq_of[i] = s;
+      pos_of[i] = b.start_pos[s] + static_cast<int32_t>(i - b.token_offset[s]);
+    }
+  // The token history feeds repetition penalties.
+  for (int64_t i = 0; i < T; ++i)
+    cache.tokens[static_cast<size_t>(b.slots[seq_of[i]]) * cache.capacity + pos_of[i]] = b.token_ids[i];
+
+  // cos/sin per token and frequency.
+  const int64_t half = D / 2;
+  std::vector<float> cos_t(T * half), sin_t(T * half);
+  parallel_for(T, 64, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      for (int64_t i = 0; i < half; ++i) {
+        const float angle = static_cast<float>(pos_of[t]) * m.inv_freq[i];
+        cos_t[t * half + i] = static_cast<float>(std::cos(static_cast<double>(angle)));
+        sin_t[t * half + i] = static_cast<float>(std::sin(static_cast<double>(angle)));
+      }
+  });
+
+  std::vector<float> x(T * H), h(T * H), qkv(T * QKV), attn(T * QD), gu(T * 2 * I), act(T * I), proj(T * H);
+  parallel_for(T, 64, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      load_row(static_cast<const char*>(m.embed.data) + static_cast<size_t>(b.token_ids[t]) * H * esize, m.wdtype, H,
+               x.data() + t * H);
+  });
+
+  const int64_t layer_stride = static_cast<int64_t>(cache.num_slots) * cache.capacity * KVD;  // elements
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const Layer& L = m.layers[l];
+    rms_norm_rows(x.data(), static_cast<const float*>(L.attn_norm.data), T, H, c.rms_norm_eps, h.data());
+    cpu::matmul_wt(h.data(), T, H, L.qkv.data, m.wdtype, QKV, qkv.data());
+
+    char* k_layer = static_cast<char*>(cache.k) + static_cast<size_t>(l * layer_stride) * esize;
+    char* v_layer = static_cast<char*>(cache.v) + static_cast<size_t>(l * layer_stride) * esize;
+    parallel_for(T, 8, [&](int64_t t0, int64_t t1) {
+      std::vector<float> tmp(D);
+      for (int64_t t = t0; t < t1; ++t) {
+        float* row = qkv.data() + t * QKV;
+        if (L.qkv_bias.data) {
+          const float* bias = static_cast<const float*>(L.qkv_bias.data);
+          for (int64_t i = 0; i < QKV; ++i) row[i] += bias[i];
+        }
+        for (int64_t hd = 0; hd < HQ + HKV; ++hd) {  // q heads, then k heads
+          float* head = row + hd * D;
+          if (c.qk_norm) {
+            const Tensor& norm = hd < HQ ? L.q_norm : L.k_norm;
+            rms_norm_row(head, static_cast<const float*>(norm.data), D, c.rms_norm_eps, tmp.data());
+            std::memcpy(head, tmp.data(), static_cast<size_t>(D) * sizeof(float));
+          }
+          rope_head(head, cos_t.data() + t * half, sin_t.data() + t * half, static_cast<int32_t>(D));
+        }
+        // K (post-RoPE) and V into the sequence's slot at its position.
+        const int64_t cell = (static_cast<int64_t>(b.slots[seq_of[t]]) * cache.capacity + pos_of[t]) * KVD;
+        store_row(k_layer + static_cast<size_t>(cell) * esize, m.wdtype, row + QD, KVD);
+        store_row(v_layer + static_cast<size_t>(cell) * esize, m.wdtype, row + QD + KVD, KVD);
+      }
+    });
+
+    // Causal attention: token t at position p attends to its sequence's positions [0, p].
+    parallel_for(T * HKV, 1, [&](int64_t i0, int64_t i1) {
+      std::vector<float> scratch;
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t t = i / HKV, kvh = i % HKV;
+        const int64_t slot_base = static_cast<int64_t>(b.slots[seq_of[t]]) * cache.capacity * KVD + kvh * D;
+        const float* q = qkv.data() + t * QKV + kvh * group * D;
+        float* out = attn.data() + t * QD + kvh * group * D;
+        if (m.wdtype == KV_DTYPE_BF16) {
+          const auto* kb = reinterpret_cast<const uint16_t*>(k_layer) + slot_base;
+          const auto* vb = reinterpret_cast<const uint16_t*>(v_layer) + slot_base;
+          cpu::attend_rows(q, kb, vb, KVD, group, static_cast<int32_t>(D), scale, 0, pos_of[t] + 1, out, nullptr, avx2,
+                           scratch);
+        } else {
+          const auto* kb = reinterpret_cast<const float*>(k_layer) + slot_base;
+          const auto* vb = reinterpret_cast<const float*>(v_layer) + slot_base;
+          cpu::attend_rows(q, kb, vb, KVD, group, static_cast<int32_t>(D), scale, 0, pos_of[t] + 1, out, nullptr, avx2,
+                           scratch);
+        }
+      }
+    });
+
+    cpu::matmul_wt(attn.data(), T, QD, L.o.data, m.wdtype, H, proj.data());
+    for (int64_t i = 0; i < T * H; ++i) x[i] += proj[i];
+
+    rms_norm_rows(x.data(), static_cast<const float*>(L.mlp_norm.data), T, H, c.rms_norm_eps, h.data());
+    cpu::matmul_wt(h.data(), T, H, L.gate_up.data, m.wdtype, 2 * I, gu.data());
+    parallel_for(T, 8, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t)
+        for (int64_t i = 0; i < I; ++i) act[t * I + i] = silu(gu[t * 2 * I + i]) * gu[t * 2 * I + I + i];
+    });
+    cpu::matmul_wt(act.data(), T, I, L.down.data, m.wdtype, H, proj.data());
+    for (int64_t i = 0; i < T * H; ++i) x[i] += proj[i];
+  }
+
+  if (!b.sampled && !b.logits) return;
+  // The last new position of each sequence: final norm, LM head, then sampling.
+  const int64_t S = b.num_seqs, V = c.vocab_size;
+  std::vector<float> last(S * H), logits(S * V);
+  for (int64_t s = 0; s < S; ++s)
+    rms_norm_row(x.data() + (b.token_offset[s + 1] - 1) * H, static_cast<const float*>(m.final_norm.data), H,
+                 c.rms_norm_eps, last.data() + s * H);
+  const void* head = c.tie_word_embeddings ? m.embed.data : m.lm_head.data;
+  cpu::matmul_wt(last.data(), S, H, head, m.wdtype, V, logits.data());
+  if (b.logits) std::memcpy(b.logits, logits.data(), logits.size() * sizeof(float));
+  if (!b.sampled) return;
+  parallel_for(S, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t length = static_cast<int64_t>(b.start_pos[s]) + b.num_new[s];
+      b.sampled[s] = sample_cpu(logits.data() + s * V, static_cast<int32_t>(V), b.temperature ? b.temperature[s] : 0.f,
+                                b.top_k ? b.top_k[s] : 0, b.top_p ? b.top_p[s] : 1.f, b.min_p ? b.min_p[s] : 0.f,
+                                b.repetition_penalty ? b.repetition_penalty[s] : 1.f,
+                                cache.tokens.data() + static_cast<size_t>(b.slots[s]) * cache.capacity, length,
+                                b.seed ? b.seed[s] : 0, b.request_id ? b.request_id[s] : 0,
+                                static_cast<uint64_t>(length));
+    }
+  });
+}
+
+}  // namespace kv::model

@@ -1,0 +1,345 @@
+// The model runtime through the C ABI on the CPU: its matrix product against a double
+// reference, RoPE frequencies, the invariants a serving engine relies on (batched = solo,
+// chunked prefill = whole prefill, bit for bit), sampling semantics, and every refusal.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+namespace kvt {
+namespace {
+
+std::string last_error() { return kv_last_error(); }
+
+kv_model_config tiny_config(kv_dtype dtype, bool qk_norm = false, bool bias = false, bool tied = false) {
+  kv_model_config c{};
+  c.vocab_size = 97;
+  c.hidden_size = 96;
+  c.intermediate_size = 160;
+  c.num_layers = 2;
+  c.num_q_heads = 3;
+  c.num_kv_heads = 1;
+  c.head_dim = 64;
+  c.max_positions = 256;
+  c.rms_norm_eps = 1e-5f;
+  c.rope_theta = 10000.f;
+  c.rope_scaling = KV_ROPE_DEFAULT;
+  c.qk_norm = qk_norm;
+  c.qkv_bias = bias;
+  c.tie_word_embeddings = tied;
+  c.weight_dtype = dtype;
+  return c;
+}
+
+// A model and cache that free themselves.
+struct TinyModel {
+  kv_model_t model = nullptr;
+  kv_kv_cache_t cache = nullptr;
+  TinyModel(const kv_model_config& c, uint64_t seed, int slots = 4, int capacity = 128) {
+    KVT_CHECK(kv_model_init(KV_BACKEND_CPU, 0, &c, &model));
+    // Large enough weights that logits are far from uniform (greedy choices are stable).
+    KVT_CHECK(kv_model_randomize(model, seed, 0.15f));
+    KVT_CHECK(kv_kv_cache_init(model, slots, capacity, &cache));
+  }
+  ~TinyModel() {
+    kv_kv_cache_free(cache);
+    kv_model_free(model);
+  }
+};
+
+// Runs one step; returns logits [num_seqs][vocab].
+std::vector<float> step(const TinyModel& m, int vocab, const std::vector<int32_t>& slots,
+                        const std::vector<int32_t>& start, const std::vector<int32_t>& num_new,
+                        const std::vector<int32_t>& tokens, std::vector<int32_t>* sampled = nullptr,
+                        const std::vector<float>* temperature = nullptr, const std::vector<uint64_t>* seeds = nullptr) {
+  const int32_t n = static_cast<int32_t>(slots.size());
+  std::vector<float> logits(static_cast<size_t>(n) * vocab, std::nanf(""));
+  std::vector<int32_t> out(n, -1);
+  std::vector<uint64_t> request(n);
+  std::iota(request.begin(), request.end(), 100);
+  KVT_CHECK(kv_model_step(m.model, m.cache, n, slots.data(), start.data(), num_new.data(), tokens.data(),
+                          temperature ? temperature->data() : nullptr, nullptr, nullptr, nullptr, nullptr,
+                          seeds ? seeds->data() : nullptr, request.data(), sampled ? out.data() : nullptr,
+                          logits.data()));
+  if (sampled) *sampled = out;
+  for (float v : logits) EXPECT_FALSE(std::isnan(v)) << "a logit was not written";
+  return logits;
+}
+
+std::vector<int32_t> random_tokens(std::mt19937_64& rng, int n, int vocab) {
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = static_cast<int32_t>(rng() % vocab);
+  return t;
+}
+
+class ModelTest : public ::testing::TestWithParam<kv_dtype> {};
+
+TEST_P(ModelTest, BatchedStepsEqualSoloStepsBitForBit) {
+  const kv_model_config c = tiny_config(GetParam(), true, true);
+  std::mt19937_64 rng(seed_for("batched_solo"));
+  const std::vector<int> lengths = {5, 1, 12};
+  std::vector<std::vector<int32_t>> prompts;
+  for (int len : lengths) prompts.push_back(random_tokens(rng, len, c.vocab_size));
+
+  TinyModel batched(c, 7);
+  std::vector<int32_t> slots = {0, 1, 2}, start = {0, 0, 0}, num_new, all;
+  for (const auto& p : prompts) {
+    num_new.push_back(static_cast<int32_t>(p.size()));
+    all.insert(all.end(), p.begin(), p.end());
+  }
+  std::vector<float> batch_logits = step(batched, c.vocab_size, slots, start, num_new, all);
+  // Two decode steps for all three together.
+  std::vector<int32_t> next = {3, 4, 5};
+  std::vector<int32_t> start2 = {5, 1, 12}, ones = {1, 1, 1};
+  std::vector<float> batch_decode = step(batched, c.vocab_size, slots, start2, ones, next);
+
+  for (int s = 0; s < 3; ++s) {
+    TinyModel solo(c, 7);
+    std::vector<float> l = step(solo, c.vocab_size, {2}, {0}, {num_new[s]}, prompts[s]);
+    EXPECT_EQ(0, std::memcmp(l.data(), batch_logits.data() + s * c.vocab_size, c.vocab_size * sizeof(float)))
+        << "prefill logits of sequence " << s << " differ between solo and batched runs";
+    std::vector<float> d = step(solo, c.vocab_size, {2}, {start2[s]}, {1}, {next[s]});
+    EXPECT_EQ(0, std::memcmp(d.data(), batch_decode.data() + s * c.vocab_size, c.vocab_size * sizeof(float)))
+        << "decode logits of sequence " << s << " differ between solo and batched runs";
+  }
+}
+
+TEST_P(ModelTest, ChunkedPrefillEqualsWholePrefill) {
+  const kv_model_config c = tiny_config(GetParam(), false, false, true);
+  std::mt19937_64 rng(seed_for("chunked"));
+  std::vector<int32_t> prompt = random_tokens(rng, 70, c.vocab_size);  // crosses a 64-token attention block
+  TinyModel whole(c, 11), chunked(c, 11);
+  std::vector<float> a = step(whole, c.vocab_size, {1}, {0}, {70}, prompt);
+  std::vector<int32_t> first(prompt.begin(), prompt.begin() + 33), rest(prompt.begin() + 33, prompt.end());
+  step(chunked, c.vocab_size, {1}, {0}, {33}, first);
+  std::vector<float> b = step(chunked, c.vocab_size, {1}, {33}, {37}, rest);
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
+}
+
+TEST_P(ModelTest, CausalityLaterTokensDoNotChangeEarlierLogits) {
+  const kv_model_config c = tiny_config(GetParam());
+  TinyModel m1(c, 3), m2(c, 3);
+  std::vector<float> a = step(m1, c.vocab_size, {0}, {0}, {6}, {1, 2, 3, 4, 5, 6});
+  std::vector<float> b = step(m2, c.vocab_size, {0}, {0}, {6}, {1, 2, 3, 4, 5, 7});
+  std::vector<float> a5 = step(m1, c.vocab_size, {1}, {0}, {5}, {1, 2, 3, 4, 5});
+  EXPECT_NE(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << "the last token must matter";
+  // The 5-token prefix in a fresh slot of the same model gives its own logits; the prefix of
+  // the 6-token runs must not depend on token 6: compare slot 1 of m1 with a 5-token run of m2.
+  std::vector<float> b5 = step(m2, c.vocab_size, {1}, {0}, {5}, {1, 2, 3, 4, 5});
+  EXPECT_EQ(0, std::memcmp(a5.data(), b5.data(), a5.size() * sizeof(float)));
+}
+
+TEST_P(ModelTest, SamplingIsAPureFunctionOfSeedRequestAndPosition) {
+  const kv_model_config c = tiny_config(GetParam());
+  TinyModel m(c, 5, 4, 64);
+  std::vector<float> temp(3, 1.0f);
+  std::vector<uint64_t> seeds = {42, 42, 43};
+  std::vector<int32_t> got;
+  // Same prompt in three slots; requests 100, 101, 102 (see step()).
+  step(m, c.vocab_size, {0, 1, 2}, {0, 0, 0}, {4, 4, 4}, {9, 8, 7, 6, 9, 8, 7, 6, 9, 8, 7, 6}, &got, &temp, &seeds);
+  TinyModel m2(c, 5, 4, 64);
+  std::vector<int32_t> again;
+  std::vector<float> temp1(1, 1.0f);
+  std::vector<uint64_t> seed1 = {42};
+  // Slot and batch differ; request id 100 and position are the same as the first sequence's.
+  step(m2, c.vocab_size, {3}, {0}, {4}, {9, 8, 7, 6}, &again, &temp1, &seed1);
+  EXPECT_EQ(got[0], again[0]);
+  for (int32_t t : got) EXPECT_TRUE(t >= 0 && t < c.vocab_size);
+}
+
+TEST_P(ModelTest, GreedyAndDegenerateFiltersAgree) {
+  const kv_model_config c = tiny_config(GetParam());
+  TinyModel m(c, 9, 8, 64);
+  const std::vector<int32_t> prompt = {1, 5, 9, 13};
+  auto run = [&](int slot, float temperature, int32_t top_k, float top_p, float min_p, float rep) {
+    int32_t out = -1;
+    const int32_t s = slot, start = 0, n = 4;
+    const uint64_t seed = 1234, req = 77;
+    std::vector<float> logits(c.vocab_size);
+    KVT_CHECK(kv_model_step(m.model, m.cache, 1, &s, &start, &n, prompt.data(), &temperature, &top_k, &top_p, &min_p,
+                            &rep, &seed, &req, &out, logits.data()));
+    return std::make_pair(out, logits);
+  };
+  auto [greedy, logits] = run(0, 0.f, 0, 1.f, 0.f, 1.f);
+  const int32_t argmax = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  EXPECT_EQ(greedy, argmax);
+  EXPECT_EQ(run(1, 0.7f, 1, 1.f, 0.f, 1.f).first, argmax) << "top_k = 1 keeps only the argmax";
+  EXPECT_EQ(run(2, 1.3f, 0, 1e-6f, 0.f, 1.f).first, argmax) << "a tiny top_p keeps only the argmax";
+  EXPECT_EQ(run(3, 1.0f, 0, 1.f, 1.f, 1.f).first, argmax) << "min_p = 1 keeps only the argmax";
+  // A huge repetition penalty pushes every prompt token out of the greedy choice.
+  const int32_t penalized = run(4, 0.f, 0, 1.f, 0.f, 1e6f).first;
+  for (int32_t t : prompt) EXPECT_NE(penalized, t);
+}
+
+TEST_P(ModelTest, BadStepsAreRefusedByNameAndLeaveTheCacheUsable) {
+  const kv_model_config c = tiny_config(GetParam());
+  TinyModel m(c, 1, 2, 16);
+  const int32_t tokens[3] = {1, 2, 3};
+  auto expect = [&](int32_t n, std::vector<int32_t> slots, std::vector<int32_t> start, std::vector<int32_t> num,
+                    const int32_t* toks, const char* needle) {
+    EXPECT_EQ(kv_model_step(m.model, m.cache, n, slots.data(), start.data(), num.data(), toks, nullptr, nullptr,
+                            nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr),
+              KV_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(last_error().find(needle), std::string::npos) << last_error();
+  };
+  expect(1, {2}, {0}, {1}, tokens, "slots[0]=2 is outside [0, 2)");
+  expect(2, {0, 0}, {0, 0}, {1, 1}, tokens, "appears twice");
+  expect(1, {0}, {15}, {2}, tokens, "past the slot capacity of 16");
+  expect(1, {0}, {0}, {0}, tokens, "num_new[0]=0");
+  const int32_t bad_token[1] = {c.vocab_size};
+  expect(1, {0}, {0}, {1}, bad_token, "outside the vocabulary");
+  // The cache still works.
+  std::vector<float> logits = step(m, c.vocab_size, {0}, {0}, {3}, {1, 2, 3});
+  EXPECT_FALSE(std::isnan(logits[0]));
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, ModelTest, ::testing::Values(KV_DTYPE_F32, KV_DTYPE_BF16),
+                         [](const ::testing::TestParamInfo<kv_dtype>& param_info) {
+                           return std::string(param_info.param == KV_DTYPE_BF16 ? "bf16" : "f32");
+                         });
+
+TEST(Model, ConfigAndWeightErrorsNameTheProblem) {
+  kv_model_config c = tiny_config(KV_DTYPE_F32);
+  kv_model_t m = nullptr;
+  c.num_q_heads = 4;
+  c.num_kv_heads = 3;
+  EXPECT_EQ(kv_model_init(KV_BACKEND_CPU, 0, &c, &m), KV_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("num_q_heads=4 is not a multiple of num_kv_heads=3"), std::string::npos) << last_error();
+  c = tiny_config(KV_DTYPE_F32);
+  c.head_dim = 96;
+  EXPECT_EQ(kv_model_init(KV_BACKEND_CPU, 0, &c, &m), KV_STATUS_UNSUPPORTED);
+  c = tiny_config(KV_DTYPE_F32);
+  c.rope_scaling = KV_ROPE_LLAMA3;
+  c.rope_factor = 8.f;
+  c.rope_low_freq_factor = 4.f;
+  c.rope_high_freq_factor = 1.f;
+  c.rope_original_max_positions = 8192;
+  EXPECT_EQ(kv_model_init(KV_BACKEND_CPU, 0, &c, &m), KV_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("0 < low < high"), std::string::npos) << last_error();
+
+  c = tiny_config(KV_DTYPE_BF16, false, false, true);
+  ASSERT_EQ(kv_model_init(KV_BACKEND_CPU, 0, &c, &m), KV_STATUS_OK) << last_error();
+  std::vector<float> w(static_cast<size_t>(c.vocab_size) * c.hidden_size, 0.01f);
+  EXPECT_EQ(kv_model_set_weight(m, KV_WEIGHT_EMBED, -1, KV_DTYPE_F32, w.data(), 5), KV_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("model.embed_tokens.weight has 5 elements"), std::string::npos) << last_error();
+  EXPECT_EQ(kv_model_set_weight(m, KV_WEIGHT_LM_HEAD, -1, KV_DTYPE_F32, w.data(), w.size()), KV_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("ties word embeddings"), std::string::npos) << last_error();
+  EXPECT_EQ(kv_model_set_weight(m, KV_WEIGHT_Q, 2, KV_DTYPE_F32, w.data(), 1), KV_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("layer=2 is outside [0, 2)"), std::string::npos) << last_error();
+  ASSERT_EQ(kv_model_set_weight(m, KV_WEIGHT_EMBED, -1, KV_DTYPE_F32, w.data(), w.size()), KV_STATUS_OK);
+  EXPECT_EQ(kv_model_check_complete(m), KV_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("model.norm.weight was never set"), std::string::npos) << last_error();
+  kv_model_free(m);
+}
+
+TEST(Model, WeightsConvertExactlyFromEveryCheckpointDtype) {
+  // f16 and bf16 sources hold values fp32 represents exactly: an fp32 model must reproduce
+  // logits computed from the same values given as fp32.
+  kv_model_config c = tiny_config(KV_DTYPE_F32, false, false, true);
+  c.num_layers = 1;
+  std::mt19937_64 rng(seed_for("convert"));
+  std::normal_distribution<float> dist(0.f, 0.2f);
+  auto make = [&](kv_model_t* m, int src) {
+    KVT_CHECK(kv_model_init(KV_BACKEND_CPU, 0, &c, m));
+    std::mt19937_64 local(1);
+    auto put = [&](int kind, int layer, int64_t n, bool norm) {
+      std::vector<float> f(n);
+      for (auto& x : f) x = norm ? 1.f + 0.1f * dist(local) : dist(local);
+      // Values representable in f16 and bf16 alike: bf16's 8 significant bits fit f16's 11, and
+      // magnitudes below 2^-10 (near f16's subnormals) become 0.
+      for (auto& x : f) x = std::fabs(x) < 1.f / 1024 ? 0.f : from_bf16(to_bf16(x));
+      if (src == KV_DTYPE_F32) {
+        KVT_CHECK(kv_model_set_weight(*m, kind, layer, src, f.data(), n));
+      } else if (src == KV_DTYPE_BF16) {
+        std::vector<uint16_t> h(n);
+        for (int64_t i = 0; i < n; ++i) h[i] = to_bf16(f[i]);
+        KVT_CHECK(kv_model_set_weight(*m, kind, layer, src, h.data(), n));
+      } else {
+        std::vector<uint16_t> h(n);
+        for (int64_t i = 0; i < n; ++i) {  // float -> f16, exact for these values (|x| < 2, 8 bits)
+          uint32_t u;
+          std::memcpy(&u, &f[i], 4);
+          const uint32_t sign = (u >> 16) & 0x8000u;
+          const int32_t e = static_cast<int32_t>((u >> 23) & 0xff) - 127 + 15;
+          h[i] = (f[i] == 0.f) ? static_cast<uint16_t>(sign)
+                               : static_cast<uint16_t>(sign | (static_cast<uint32_t>(e) << 10) | ((u >> 13) & 0x3ffu));
+        }
+        KVT_CHECK(kv_model_set_weight(*m, kind, layer, src, h.data(), n));
+      }
+    };
+    const int64_t h = c.hidden_size, qd = 3 * 64, kvd = 64, inter = c.intermediate_size;
+    put(KV_WEIGHT_EMBED, -1, c.vocab_size * h, false);
+    put(KV_WEIGHT_FINAL_NORM, -1, h, true);
+    put(KV_WEIGHT_ATTN_NORM, 0, h, true);
+    put(KV_WEIGHT_Q, 0, qd * h, false);
+    put(KV_WEIGHT_K, 0, kvd * h, false);
+    put(KV_WEIGHT_V, 0, kvd * h, false);
+    put(KV_WEIGHT_O, 0, h * qd, false);
+    put(KV_WEIGHT_MLP_NORM, 0, h, true);
+    put(KV_WEIGHT_GATE, 0, inter * h, false);
+    put(KV_WEIGHT_UP, 0, inter * h, false);
+    put(KV_WEIGHT_DOWN, 0, h * inter, false);
+    KVT_CHECK(kv_model_check_complete(*m));
+  };
+  std::vector<std::vector<float>> logits;
+  for (int src : {KV_DTYPE_F32, KV_DTYPE_BF16, KV_DTYPE_F16}) {
+    kv_model_t m;
+    make(&m, src);
+    kv_kv_cache_t cache;
+    KVT_CHECK(kv_kv_cache_init(m, 1, 8, &cache));
+    std::vector<float> l(c.vocab_size);
+    const int32_t slot = 0, start = 0, n = 3, toks[3] = {4, 40, 90};
+    KVT_CHECK(kv_model_step(m, cache, 1, &slot, &start, &n, toks, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                            nullptr, nullptr, l.data()));
+    logits.push_back(l);
+    kv_kv_cache_free(cache);
+    kv_model_free(m);
+  }
+  EXPECT_EQ(logits[0], logits[1]);
+  EXPECT_EQ(logits[0], logits[2]);
+}
+
+TEST(Model, MemoryReturnsToZeroWhateverTheFreeOrder) {
+  int64_t before = 0, after = 0;
+  KVT_CHECK(kv_mem_live(KV_MEM_DEVICE, &before, nullptr));
+  for (int order = 0; order < 2; ++order) {
+    kv_model_config c = tiny_config(KV_DTYPE_BF16);
+    kv_model_t m;
+    kv_kv_cache_t cache;
+    KVT_CHECK(kv_model_init(KV_BACKEND_CPU, 0, &c, &m));
+    KVT_CHECK(kv_model_randomize(m, 1, 0.1f));
+    KVT_CHECK(kv_kv_cache_init(m, 2, 32, &cache));
+    EXPECT_GT(kv_model_weight_bytes(m), 0u);
+    EXPECT_EQ(kv_kv_cache_bytes(cache), 2ull * 2 * 2 * 32 * 64 * 2);  // K+V, layers, slots, tokens, kv dims, bf16
+    if (order == 0) {
+      kv_kv_cache_free(cache);
+      kv_model_free(m);
+    } else {
+      kv_model_free(m);  // released with the last cache
+      const int32_t slot = 0, start = 0, n = 1, tok = 1;
+      EXPECT_EQ(kv_model_step(m, cache, 1, &slot, &start, &n, &tok, nullptr, nullptr, nullptr, nullptr, nullptr,
+                              nullptr, nullptr, nullptr, nullptr),
+                KV_STATUS_INVALID_ARGUMENT);
+      kv_kv_cache_free(cache);
+    }
+  }
+  KVT_CHECK(kv_mem_live(KV_MEM_DEVICE, &after, nullptr));
+  EXPECT_EQ(after, before);
+}
+
+TEST(Model, CudaModelsAreRefusedClearlyInThisBuild) {
+  kv_model_config c = tiny_config(KV_DTYPE_BF16);
+  kv_model_t m = nullptr;
+  EXPECT_EQ(kv_model_init(KV_BACKEND_CUDA, 0, &c, &m), KV_STATUS_UNSUPPORTED);
+  EXPECT_EQ(m, nullptr);
+  EXPECT_NE(last_error().find("CUDA path"), std::string::npos) << last_error();
+}
+
+}  // namespace
+}  // namespace kvt
