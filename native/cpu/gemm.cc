@@ -10,7 +10,7 @@ namespace kv::cpu {
 namespace {
 
 constexpr int64_t kTileT = 32;  // tokens per tile: A tile stays in cache while W streams by
-constexpr int64_t kRowsN = 4;   // weight rows per micro-kernel step
+constexpr int64_t kRowsN = 4;   // weight rows per work item
 
 // Scalar: k ascending, one accumulator per output.
 template <typename W>
@@ -21,40 +21,55 @@ float dot_scalar_fixed(const float* x, const W* w, int64_t k) {
 }
 
 #if defined(__x86_64__)
-// Eight lane sums over k (lane j takes k = j mod 8), combined as ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7))
-// by hsum_avx2, then the k % 8 tail ascending. Shared by the single-row and tiled paths.
+// Four accumulators of eight lanes over k: chunk c of 8 (k in [8c, 8c + 8)) goes to
+// accumulator c mod 4; they combine as (a0 + a1) + (a2 + a3), then lanes as hsum_avx2 does,
+// then the k % 8 tail ascending. Four independent chains keep the FMA units busy on one weight
+// row, which streams from memory alone (rows side by side, 4 KiB apart, thrashed the caches).
 template <typename W>
-__attribute__((target("avx2,fma"))) inline float finish_avx2(__m256 acc, const float* x, const W* w, int64_t k) {
-  float s = hsum_avx2(acc);
+__attribute__((target("avx2,fma"))) inline float finish_avx2(__m256 a0, __m256 a1, __m256 a2, __m256 a3,
+                                                              const float* x, const W* w, int64_t k) {
+  float s = hsum_avx2(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
   for (int64_t i = k / 8 * 8; i < k; ++i) s += x[i] * load_elem(w, i);
   return s;
 }
 
-template <typename W>
-__attribute__((target("avx2,fma"))) float dot_avx2_fixed(const float* x, const W* w, int64_t k) {
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t i = 0; i + 8 <= k; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), load8_avx2(w + i), acc);
-  return finish_avx2(acc, x, w, k);
-}
-
-// kRowsN weight rows against one or two token rows: each weight vector is loaded once and
-// used for both tokens. Per output the arithmetic is exactly dot_avx2_fixed's.
+// One weight row against kTokens token rows; per output the arithmetic is the same whatever
+// kTokens is, so a token's result does not depend on the batch.
 template <typename W, int kTokens>
-__attribute__((target("avx2,fma"))) void micro_avx2(const float* const* x, const W* const* w, int64_t k,
-                                                    float* const* out) {
-  __m256 acc[kTokens][kRowsN];
+__attribute__((target("avx2,fma"))) void row_avx2(const float* const* x, const W* w, int64_t k, float* out) {
+  __m256 acc[kTokens][4];
+#pragma GCC unroll 8
   for (int t = 0; t < kTokens; ++t)
-    for (int r = 0; r < kRowsN; ++r) acc[t][r] = _mm256_setzero_ps();
-  for (int64_t i = 0; i + 8 <= k; i += 8) {
-    __m256 wv[kRowsN];
-    for (int r = 0; r < kRowsN; ++r) wv[r] = load8_avx2(w[r] + i);
-    for (int t = 0; t < kTokens; ++t) {
-      const __m256 xv = _mm256_loadu_ps(x[t] + i);
-      for (int r = 0; r < kRowsN; ++r) acc[t][r] = _mm256_fmadd_ps(xv, wv[r], acc[t][r]);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) acc[t][j] = _mm256_setzero_ps();
+  const int64_t chunks = k / 8;
+  int64_t c = 0;
+  for (; c + 4 <= chunks; c += 4) {
+    // The hardware prefetcher alone left the stream latency-bound (measured 6.6 GB/s on one core
+    // against 8.6 with this): fetch 4 KiB ahead. Prefetches never fault, past the end included.
+    _mm_prefetch(reinterpret_cast<const char*>(w + c * 8) + 4096, _MM_HINT_T0);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m256 wv = load8_avx2(w + (c + j) * 8);
+#pragma GCC unroll 8
+      for (int t = 0; t < kTokens; ++t)
+        acc[t][j] = _mm256_fmadd_ps(_mm256_loadu_ps(x[t] + (c + j) * 8), wv, acc[t][j]);
     }
   }
-  for (int t = 0; t < kTokens; ++t)
-    for (int r = 0; r < kRowsN; ++r) out[t][r] = finish_avx2(acc[t][r], x[t], w[r], k);
+  for (int j = 0; c < chunks; ++c, ++j) {  // the last chunks keep their accumulator c mod 4
+    const __m256 wv = load8_avx2(w + c * 8);
+    for (int t = 0; t < kTokens; ++t) acc[t][j] = _mm256_fmadd_ps(_mm256_loadu_ps(x[t] + c * 8), wv, acc[t][j]);
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < kTokens; ++t) out[t] = finish_avx2(acc[t][0], acc[t][1], acc[t][2], acc[t][3], x[t], w, k);
+}
+
+template <typename W>
+__attribute__((target("avx2,fma"))) float dot_avx2_fixed(const float* x, const W* w, int64_t k) {
+  const float* xs[1] = {x};
+  float out[1];
+  row_avx2<W, 1>(xs, w, k, out);
+  return out[0];
 }
 #endif
 
@@ -79,19 +94,22 @@ void matmul_typed(const float* a, int64_t t_total, int64_t k, const W* w, int64_
         const int64_t n0 = b * kRowsN;
         const int64_t rows = std::min(kRowsN, n_total - n0);
 #if defined(__x86_64__)
-        if (avx2 && rows == kRowsN) {
-          const W* wr[kRowsN];
-          for (int r = 0; r < kRowsN; ++r) wr[r] = w + (n0 + r) * k;
-          int64_t t = t0;
-          for (; t + 2 <= t1; t += 2) {
-            const float* xr[2] = {a + t * k, a + (t + 1) * k};
-            float* outr[2] = {c + t * n_total + n0, c + (t + 1) * n_total + n0};
-            micro_avx2<W, 2>(xr, wr, k, outr);
-          }
-          for (; t < t1; ++t) {
-            const float* xr[1] = {a + t * k};
-            float* outr[1] = {c + t * n_total + n0};
-            micro_avx2<W, 1>(xr, wr, k, outr);
+        if (avx2) {
+          // Weight rows one at a time, each against up to four tokens.
+          for (int64_t r = 0; r < rows; ++r) {
+            const W* wr = w + (n0 + r) * k;
+            int64_t t = t0;
+            float out[4];
+            for (; t + 4 <= t1; t += 4) {
+              const float* xr[4] = {a + t * k, a + (t + 1) * k, a + (t + 2) * k, a + (t + 3) * k};
+              row_avx2<W, 4>(xr, wr, k, out);
+              for (int i = 0; i < 4; ++i) c[(t + i) * n_total + n0 + r] = out[i];
+            }
+            for (; t < t1; ++t) {
+              const float* xr[1] = {a + t * k};
+              row_avx2<W, 1>(xr, wr, k, out);
+              c[t * n_total + n0 + r] = out[0];
+            }
           }
           continue;
         }

@@ -1,7 +1,7 @@
 // Matrix products of the CPU model runtime: C[t][n] = sum_k A[t][k] * W[n][k] (W row-major as
 // in checkpoints, [out_features][in_features]), W in fp32 or bf16, A and C in fp32.
 //
-// Every output is reduced in one fixed order: eight partial sums over k (k mod 8) on the AVX2
+// Every output is reduced in one fixed order: four eight-lane partial sums over k on the AVX2
 // path, or k ascending on the scalar path, then a fixed combination. The order does not depend
 // on how many rows A has or how work is split across threads, so a sequence gets bit-identical
 // results whether it runs alone or batched with others.

@@ -144,12 +144,18 @@ float half_to_float(uint16_t h) {
   return f;
 }
 
+// Element i of a checkpoint tensor. Safetensors data offsets carry no alignment guarantee, so
+// elements are read with memcpy, never through a typed pointer.
 float read_source(const void* src, int src_dtype, int64_t i) {
-  switch (src_dtype) {
-    case KV_DTYPE_BF16: return bf16_to_float(static_cast<const uint16_t*>(src)[i]);
-    case KV_DTYPE_F16: return half_to_float(static_cast<const uint16_t*>(src)[i]);
-    default: return static_cast<const float*>(src)[i];
+  const char* p = static_cast<const char*>(src);
+  if (src_dtype == KV_DTYPE_F32) {
+    float f;
+    std::memcpy(&f, p + 4 * i, 4);
+    return f;
   }
+  uint16_t h;
+  std::memcpy(&h, p + 2 * i, 2);
+  return src_dtype == KV_DTYPE_BF16 ? bf16_to_float(h) : half_to_float(h);
 }
 
 // Copies n source elements into tensor t starting at element offset, converting.
@@ -158,14 +164,14 @@ void write_converted(Tensor& t, int64_t offset, const void* src, int src_dtype, 
     if (t.dtype == KV_DTYPE_BF16) {
       uint16_t* dst = static_cast<uint16_t*>(t.data) + offset;
       if (src_dtype == KV_DTYPE_BF16) {
-        std::memcpy(dst + b, static_cast<const uint16_t*>(src) + b, static_cast<size_t>(e - b) * 2);
+        std::memcpy(dst + b, static_cast<const char*>(src) + 2 * b, static_cast<size_t>(e - b) * 2);
       } else {
         for (int64_t i = b; i < e; ++i) dst[i] = float_to_bf16(read_source(src, src_dtype, i));
       }
     } else {
       float* dst = static_cast<float*>(t.data) + offset;
       if (src_dtype == KV_DTYPE_F32) {
-        std::memcpy(dst + b, static_cast<const float*>(src) + b, static_cast<size_t>(e - b) * 4);
+        std::memcpy(dst + b, static_cast<const char*>(src) + 4 * b, static_cast<size_t>(e - b) * 4);
       } else {
         for (int64_t i = b; i < e; ++i) dst[i] = read_source(src, src_dtype, i);
       }
