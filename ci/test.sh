@@ -10,6 +10,7 @@ start=$SECONDS
 kv_step install-packages kv_install_packages
 kv_step build-native kv_build_native
 kv_step native-tests kv_native_tests
+kv_step fetch-tokenizers kv_fetch_tokenizers
 kv_step java-verify kv_maven clean verify
 
 # Counts, read from the logs, so CI output shows what ran.
