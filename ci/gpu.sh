@@ -59,6 +59,10 @@ pack_java() {
     esac
     cp "$jar" "$stage/lib/"
   done
+  # DJL's tokenizers jar carries its native library for every platform; keep linux-x86_64.
+  for jar in "$stage"/lib/tokenizers-*.jar; do
+    [[ -f $jar ]] && zip -q -d "$jar" 'native/lib/osx-*' 'native/lib/win-*' 'native/lib/linux-aarch64/*' >/dev/null 2>&1 || true
+  done
   local jdk="${KV_JLINK_JDK:-/usr/lib/jvm/java-17-openjdk-amd64}"
   kv_step jlink "$jdk/bin/jlink" --add-modules "$JLINK_MODULES" --strip-debug --no-header-files \
     --no-man-pages --compress=0 --output "$stage/jre"
@@ -103,7 +107,11 @@ remote() {
       gtest)
         "$root/bin/kvasir_tests" --gtest_brief=1 >> "$log" 2>&1 || rc=$? ;;
       java)
-        "$root/jre/bin/java" -Dai.djl.offline=true -jar "$root/kvasir-cli.jar" info --roofline >> "$log" 2>&1 || rc=$? ;;
+        # The smoke test: kernels through JavaCPP on CUDA and CPU, devices through the presets,
+        # then text generation with a Hugging Face tokenizer that must load offline.
+        { "$root/jre/bin/java" -jar "$root/kvasir-cli.jar" info --roofline &&
+          "$root/jre/bin/java" -jar "$root/kvasir-cli.jar" generate --model tiny:llama --prompt "KV cache" --chat \
+            --max-tokens 16 --greedy-ids; } >> "$log" 2>&1 || rc=$? ;;
       bench)
         KVASIR_COMMAND="ci/gpu.sh remote bench ${KVASIR_BENCH_ARGS:-}" "$root/bin/kvasir_bench_ops" --backend cuda \
           --json "$out/$KVASIR_DATE-kernels.json" --md "$out/$KVASIR_DATE-kernels.md" ${KVASIR_BENCH_ARGS:-} >> "$log" 2>&1 || rc=$? ;;

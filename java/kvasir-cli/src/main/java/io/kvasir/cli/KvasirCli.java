@@ -18,7 +18,8 @@ import picocli.CommandLine.Spec;
     description = "Kvasir: a KV-cache runtime for LLM serving on the JVM.",
     subcommands = {
         InfoCommand.class,
-        // Later issues add GenerateCommand ("generate"), ServeCommand ("serve") and BenchCommand ("bench") here.
+        GenerateCommand.class,
+        // Later issues add ServeCommand ("serve") and BenchCommand ("bench") here.
         CommandLine.HelpCommand.class,
     })
 public final class KvasirCli implements Runnable {

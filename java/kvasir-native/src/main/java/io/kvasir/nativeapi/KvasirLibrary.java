@@ -81,6 +81,32 @@ final class KvasirLibrary {
     }
   }
 
+  /** {@code struct kv_model}, used through {@code kv_model_t}. */
+  @Opaque
+  @Name("kv_model")
+  static final class kv_model extends Pointer {
+    kv_model() {
+      super((Pointer) null);
+    }
+
+    kv_model(Pointer p) {
+      super(p);
+    }
+  }
+
+  /** {@code struct kv_kv_cache}, used through {@code kv_kv_cache_t}. */
+  @Opaque
+  @Name("kv_kv_cache")
+  static final class kv_kv_cache extends Pointer {
+    kv_kv_cache() {
+      super((Pointer) null);
+    }
+
+    kv_kv_cache(Pointer p) {
+      super(p);
+    }
+  }
+
   // ---------------------------------------------------------------- structs
 
   /** {@code kv_device_props}; allocated by JavaCPP (zeroed), freed by {@link #close()}. */
@@ -189,6 +215,99 @@ final class KvasirLibrary {
     native int repetitions();
 
     native kv_roofline repetitions(int value);
+  }
+
+  /** {@code kv_model_config}; allocated by JavaCPP (zeroed), freed by {@link #close()}. */
+  @Name("kv_model_config")
+  static final class kv_model_config extends Pointer {
+    static {
+      Loader.load();
+    }
+
+    kv_model_config() {
+      super((Pointer) null);
+      allocate();
+    }
+
+    private native void allocate();
+
+    // JavaCPP maps a getter and setter pair of the same name onto the struct member.
+
+    native int vocab_size();
+
+    native kv_model_config vocab_size(int value);
+
+    native int hidden_size();
+
+    native kv_model_config hidden_size(int value);
+
+    native int intermediate_size();
+
+    native kv_model_config intermediate_size(int value);
+
+    native int num_layers();
+
+    native kv_model_config num_layers(int value);
+
+    native int num_q_heads();
+
+    native kv_model_config num_q_heads(int value);
+
+    native int num_kv_heads();
+
+    native kv_model_config num_kv_heads(int value);
+
+    native int head_dim();
+
+    native kv_model_config head_dim(int value);
+
+    native int max_positions();
+
+    native kv_model_config max_positions(int value);
+
+    native float rms_norm_eps();
+
+    native kv_model_config rms_norm_eps(float value);
+
+    native float rope_theta();
+
+    native kv_model_config rope_theta(float value);
+
+    native int rope_scaling();
+
+    native kv_model_config rope_scaling(int value);
+
+    native float rope_factor();
+
+    native kv_model_config rope_factor(float value);
+
+    native float rope_low_freq_factor();
+
+    native kv_model_config rope_low_freq_factor(float value);
+
+    native float rope_high_freq_factor();
+
+    native kv_model_config rope_high_freq_factor(float value);
+
+    native int rope_original_max_positions();
+
+    native kv_model_config rope_original_max_positions(int value);
+
+    native int qk_norm();
+
+    native kv_model_config qk_norm(int value);
+
+    native int qkv_bias();
+
+    native kv_model_config qkv_bias(int value);
+
+    native int tie_word_embeddings();
+
+    native kv_model_config tie_word_embeddings(int value);
+
+    native int weight_dtype();
+
+    native kv_model_config weight_dtype(int value);
   }
 
   // ---------------------------------------------------------------- version, status
@@ -329,4 +448,42 @@ final class KvasirLibrary {
   @Cast("kv_status")
   static native int kv_roofline_probe(kv_stream stream, @Cast("uint64_t") long buffer_bytes, int repetitions,
       kv_roofline out);
+  // ---------------------------------------------------------------- model runtime
+
+  @Cast("kv_status")
+  static native int kv_model_init(@Cast("kv_backend") int backend, int device, kv_model_config config,
+      @ByPtrPtr kv_model out);
+
+  static native void kv_model_free(kv_model model);
+
+  @Cast("kv_status")
+  static native int kv_model_set_weight(kv_model model, int kind, int layer, int src_dtype,
+      @Cast("const void*") long host_data, long num_elements);
+
+  @Cast("kv_status")
+  static native int kv_model_randomize(kv_model model, @Cast("uint64_t") long seed, float init_std);
+
+  @Cast("kv_status")
+  static native int kv_model_check_complete(kv_model model);
+
+  @Cast("uint64_t")
+  static native long kv_model_weight_bytes(kv_model model);
+
+  @Cast("kv_status")
+  static native int kv_kv_cache_init(kv_model model, int num_slots, int slot_capacity_tokens,
+      @ByPtrPtr kv_kv_cache out);
+
+  static native void kv_kv_cache_free(kv_kv_cache cache);
+
+  @Cast("uint64_t")
+  static native long kv_kv_cache_bytes(kv_kv_cache cache);
+
+  /** Arrays are copied in (and {@code sampled}, {@code logits} back out); null passes NULL. */
+  @Cast("kv_status")
+  static native int kv_model_step(kv_model model, kv_kv_cache cache, int num_seqs, @Cast("const int32_t*") int[] slots,
+      @Cast("const int32_t*") int[] start_pos, @Cast("const int32_t*") int[] num_new,
+      @Cast("const int32_t*") int[] token_ids, @Cast("const float*") float[] temperature,
+      @Cast("const int32_t*") int[] top_k, @Cast("const float*") float[] top_p, @Cast("const float*") float[] min_p,
+      @Cast("const float*") float[] repetition_penalty, @Cast("const uint64_t*") long[] seed,
+      @Cast("const uint64_t*") long[] request_id, @Cast("int32_t*") int[] sampled, @Cast("float*") float[] logits);
 }

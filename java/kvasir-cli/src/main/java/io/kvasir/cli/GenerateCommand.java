@@ -1,0 +1,199 @@
+package io.kvasir.cli;
+
+import io.kvasir.engine.Engine;
+import io.kvasir.engine.GenerationRequest;
+import io.kvasir.engine.GenerationResult;
+import io.kvasir.engine.GenerationStats;
+import io.kvasir.engine.SamplingParams;
+import io.kvasir.engine.SyntheticModels;
+import io.kvasir.model.tokenizer.ChatMessage;
+import io.kvasir.nativeapi.Backend;
+import io.kvasir.nativeapi.DType;
+import io.kvasir.nativeapi.DeviceCount;
+import io.kvasir.nativeapi.Devices;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code kvasir generate}: one prompt through a model, streaming the text, then the numbers.
+ * Exit code 0 on success, 1 when the model, prompt or device cannot be used (the message says
+ * why), 2 for a malformed command line.
+ */
+@Command(name = "generate", mixinStandardHelpOptions = true,
+    description = "Generate from a prompt with a Hugging Face model directory or a synthetic model.")
+final class GenerateCommand implements Callable<Integer> {
+  private static final Logger LOG = LogManager.getLogger(GenerateCommand.class);
+
+  enum Device { cpu, cuda }
+
+  enum WeightType { f32, bf16 }
+
+  @Spec
+  CommandSpec spec;
+
+  @Option(names = "--model", required = true, paramLabel = "DIR|synthetic:NAME",
+      description = "A Hugging Face model directory; synthetic:<preset> (random weights on the device: llama3-8b, llama3-1b,"
+          + " qwen3-8b); or tiny:<llama|qwen3|mistral|qwen2> (a small random demo checkpoint, written on first use).")
+  String model;
+
+  @Option(names = "--prompt", description = "The prompt text (needs the model's tokenizer).")
+  String prompt;
+
+  @Option(names = "--chat", description = "Render --prompt as a user message with the model's chat template.")
+  boolean chat;
+
+  @Option(names = "--system", description = "With --chat: a system message before the prompt.")
+  String system;
+
+  @Option(names = "--prompt-tokens", paramLabel = "N", description = "A prompt of N random token ids (from --seed).")
+  Integer promptTokens;
+
+  @Option(names = "--prompt-ids", paramLabel = "ID,ID,...", split = ",", description = "The prompt as token ids.")
+  int[] promptIds;
+
+  @Option(names = "--max-tokens", defaultValue = "128", description = "Most tokens to generate (default ${DEFAULT-VALUE}).")
+  int maxTokens;
+
+  @Option(names = "--temperature", defaultValue = "0", description = "0 is greedy (default ${DEFAULT-VALUE}).")
+  float temperature;
+
+  @Option(names = "--top-p", defaultValue = "1", description = "Nucleus sampling mass; 1 is off.")
+  float topP;
+
+  @Option(names = "--top-k", defaultValue = "0", description = "Keep the k most likely tokens; 0 is off.")
+  int topK;
+
+  @Option(names = "--min-p", defaultValue = "0", description = "Drop tokens below min_p times the top probability.")
+  float minP;
+
+  @Option(names = "--repetition-penalty", defaultValue = "1", description = "1 is off.")
+  float repetitionPenalty;
+
+  @Option(names = "--seed", defaultValue = "0", description = "Seed of sampling (and of --prompt-tokens and synthetic weights).")
+  long seed;
+
+  @Option(names = "--stop", description = "Stop when this text appears (repeatable).")
+  List<String> stops;
+
+  @Option(names = "--ignore-eos", description = "Keep generating past EOS.")
+  boolean ignoreEos;
+
+  @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda (default ${DEFAULT-VALUE}).")
+  Device device;
+
+  @Option(names = "--device-index", defaultValue = "0", description = "Which device of the backend.")
+  int deviceIndex;
+
+  @Option(names = "--dtype", description = "Weight and KV-cache storage: f32 or bf16 (default: bf16 unless the checkpoint is fp32).")
+  WeightType dtype;
+
+  @Option(names = "--max-context", defaultValue = "4096", description = "Tokens per sequence, prompt included (default ${DEFAULT-VALUE}).")
+  int maxContext;
+
+  @Option(names = "--tokenizer", paramLabel = "DIR", description = "A directory with tokenizer.json (for synthetic models).")
+  Path tokenizer;
+
+  @Option(names = "--logits-out", paramLabel = "FILE", description = "Write the logits of the last prompt position as float32 .npy.")
+  Path logitsOut;
+
+  @Option(names = "--greedy-ids", description = "Print a line 'ids: <id> <id> ...' with the generated token ids.")
+  boolean greedyIds;
+
+  @Override
+  public Integer call() {
+    PrintWriter out = spec.commandLine().getOut();
+    PrintWriter err = spec.commandLine().getErr();
+    int given = (prompt != null ? 1 : 0) + (promptTokens != null ? 1 : 0) + (promptIds != null ? 1 : 0);
+    if (given != 1) {
+      err.println("error: give exactly one of --prompt, --prompt-tokens, --prompt-ids");
+      return 2;
+    }
+    if ((chat || system != null) && prompt == null) {
+      err.println("error: --chat and --system need --prompt");
+      return 2;
+    }
+    Backend backend = device == Device.cuda ? Backend.CUDA : Backend.CPU;
+    if (backend == Backend.CUDA) {
+      DeviceCount count = Devices.count(Backend.CUDA);
+      if (count.count() <= deviceIndex) {
+        err.println("error: --device cuda: no CUDA device " + deviceIndex
+            + (count.available() ? " (" + count.count() + " found)" : ": " + count.reason()));
+        return 1;
+      }
+    }
+    Engine.Builder builder = Engine.builder().setModel(model).optDevice(backend, deviceIndex).optMaxContext(maxContext)
+        .optMaxBatch(1).optSyntheticSeed(seed);
+    if (dtype != null) {
+      builder.optDtype(dtype == WeightType.f32 ? DType.F32 : DType.BF16);
+    }
+    if (tokenizer != null) {
+      builder.optTokenizer(tokenizer);
+    }
+    try (Engine engine = builder.build()) {
+      int[] ids = promptIds(engine);
+      SamplingParams sampling = new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, seed);
+      GenerationRequest request = GenerationRequest.of(ids, maxTokens, sampling).withIgnoreEos(ignoreEos)
+          .withPromptLogits(logitsOut != null).withStopStrings(stops == null ? List.of() : stops);
+      GenerationResult r = engine.generate(request, (token, text) -> {
+        out.print(text != null ? text : token + " ");
+        out.flush();
+      });
+      out.println();
+      if (greedyIds) {
+        out.println("ids: " + Arrays.stream(r.tokens()).mapToObj(Integer::toString).collect(Collectors.joining(" ")));
+      }
+      if (logitsOut != null) {
+        Npy.writeFloat32(logitsOut, r.promptLogits());
+      }
+      GenerationStats s = r.stats();
+      out.printf(Locale.ROOT, "-- %s: %d prompt tokens, %d generated (%s), TTFT %.1f ms, decode %.1f tokens/s, KV %d bytes%n",
+          engine.modelName(), s.promptTokens(), s.generatedTokens(), r.finishReason().openAiName(), s.ttftMillis(),
+          s.decodeTokensPerSecond(), s.kvBytes());
+      out.flush();
+      return 0;
+    } catch (IOException | RuntimeException e) {
+      LOG.debug("generate failed", e);
+      err.println("error: " + e.getMessage());
+      err.flush();
+      return 1;
+    }
+  }
+
+  private int[] promptIds(Engine engine) {
+    if (promptIds != null) {
+      return promptIds;
+    }
+    if (promptTokens != null) {
+      if (promptTokens < 1) {
+        throw new IllegalArgumentException("--prompt-tokens " + promptTokens + " must be >= 1");
+      }
+      return new SplittableRandom(seed).ints(promptTokens, 0, engine.shape().vocabSize()).toArray();
+    }
+    if (!engine.hasTokenizer()) {
+      throw new IllegalArgumentException(model + " has no tokenizer.json: give --prompt-tokens or --prompt-ids"
+          + (SyntheticModels.isSynthetic(model) ? ", or --tokenizer DIR" : ""));
+    }
+    if (chat) {
+      List<ChatMessage> messages = new java.util.ArrayList<>();
+      if (system != null) {
+        messages.add(ChatMessage.system(system));
+      }
+      messages.add(ChatMessage.user(prompt));
+      return engine.encodeChat(messages);
+    }
+    return engine.encode(prompt);
+  }
+}

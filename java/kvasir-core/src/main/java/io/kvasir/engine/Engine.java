@@ -1,0 +1,295 @@
+package io.kvasir.engine;
+
+import io.kvasir.nativeapi.Backend;
+import io.kvasir.nativeapi.DType;
+import io.kvasir.nativeapi.KvCache;
+import io.kvasir.nativeapi.Model;
+import io.kvasir.model.tokenizer.ChatMessage;
+import io.kvasir.model.tokenizer.Tokenizer;
+import io.kvasir.nativeapi.ModelShape;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/**
+ * A model on a device with its KV cache, ready to generate.
+ *
+ * <pre>{@code
+ * try (Engine e = Engine.builder().setModel("path/to/model").optDevice(Backend.CUDA, 0).build()) {
+ *   GenerationResult r = e.generate(GenerationRequest.of(e.encode("Hello"), 64, SamplingParams.greedy()));
+ * }
+ * }</pre>
+ *
+ * <p>Closing releases the cache, the model and the tokenizer: all native and device memory.
+ * Generation calls are serialized (one batch runs at a time).
+ */
+public final class Engine implements AutoCloseable {
+  private static final Logger LOG = LogManager.getLogger(Engine.class);
+
+  private final String modelName;
+  private final Model model;
+  private final KvCache cache;
+  private final TextCodec codec;  // null: token ids only
+  private final int[] eosIds;
+  private final int maxStepTokens;
+  private final AtomicLong requestIds = new AtomicLong(1);
+
+  private Engine(String modelName, Model model, KvCache cache, TextCodec codec, int[] eosIds, int maxStepTokens) {
+    this.modelName = modelName;
+    this.model = model;
+    this.cache = cache;
+    this.codec = codec;
+    this.eosIds = eosIds;
+    this.maxStepTokens = maxStepTokens;
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** The model directory or synthetic preset the engine was built from. */
+  public String modelName() {
+    return modelName;
+  }
+
+  public ModelShape shape() {
+    return model.shape();
+  }
+
+  /** Tokens one sequence may hold: prompt plus generated. */
+  public int maxContext() {
+    return cache.capacity();
+  }
+
+  /** Sequences one batch may hold. */
+  public int maxBatch() {
+    return cache.slots();
+  }
+
+  public long weightBytes() {
+    return model.weightBytes();
+  }
+
+  public long kvCacheBytes() {
+    return cache.bytes();
+  }
+
+  /** Whether text can be encoded and decoded (the model directory has a tokenizer). */
+  public boolean hasTokenizer() {
+    return codec != null;
+  }
+
+  /** The model's tokenizer. */
+  public TextCodec tokenizer() {
+    if (codec == null) {
+      throw new IllegalStateException(modelName + " has no tokenizer: give prompts as token ids");
+    }
+    return codec;
+  }
+
+  public int[] encode(String text) {
+    return tokenizer().encode(text);
+  }
+
+  /**
+   * The prompt ids of a conversation rendered by the model's chat template with the generation
+   * prompt appended (the template supplies BOS; no special tokens are added on top).
+   */
+  public int[] encodeChat(List<ChatMessage> messages) {
+    return tokenizer().encodeChat(messages);
+  }
+
+  /** Runs one request to completion. */
+  public GenerationResult generate(GenerationRequest request) {
+    return generate(request, null);
+  }
+
+  /** Runs one request, streaming each token to the listener. */
+  public GenerationResult generate(GenerationRequest request, TokenListener listener) {
+    List<TokenListener> listeners = new ArrayList<>();
+    listeners.add(listener);
+    return generateAll(List.of(request), listeners).get(0);
+  }
+
+  /**
+   * Runs requests together, {@link #maxBatch()} at a time, each with its own listener (the list
+   * may be null, or hold nulls).
+   */
+  public synchronized List<GenerationResult> generateAll(List<GenerationRequest> requests,
+      List<TokenListener> listeners) {
+    Objects.requireNonNull(requests, "requests");
+    if (listeners != null && listeners.size() != requests.size()) {
+      throw new IllegalArgumentException(listeners.size() + " listeners for " + requests.size() + " requests");
+    }
+    BatchRun run = new BatchRun(model, cache, codec, eosIds, maxStepTokens);
+    List<GenerationResult> out = new ArrayList<>();
+    for (int from = 0; from < requests.size(); from += cache.slots()) {
+      int to = Math.min(requests.size(), from + cache.slots());
+      long firstId = requestIds.getAndAdd(to - from);
+      out.addAll(run.run(requests.subList(from, to), listeners == null ? null : listeners.subList(from, to), firstId));
+    }
+    return out;
+  }
+
+  @Override
+  public void close() {
+    try {
+      cache.close();
+    } finally {
+      try {
+        model.close();
+      } finally {
+        if (codec != null) {
+          codec.close();
+        }
+      }
+    }
+  }
+
+  private static void closeQuietly(KvCache cache, Model model) {
+    if (cache != null) {
+      cache.close();
+    }
+    model.close();
+  }
+
+  /** Builds an {@link Engine}: {@code setModel} is required, the rest optional. */
+  public static final class Builder {
+    private String model;
+    private Backend backend = Backend.CPU;
+    private int device;
+    private DType dtype;
+    private int maxContext = 4096;
+    private int maxBatch = 8;
+    private int maxStepTokens = 2048;
+    private long syntheticSeed = 0;
+    private Path tokenizerDir;
+
+    /**
+     * A Hugging Face model directory, {@code synthetic:<preset>} (see {@link SyntheticModels}) or
+     * {@code tiny:<architecture>} (see {@link TinyModels}).
+     */
+    public Builder setModel(String modelDirOrSynthetic) {
+      this.model = Objects.requireNonNull(modelDirOrSynthetic, "model");
+      return this;
+    }
+
+    public Builder optDevice(Backend backend, int device) {
+      this.backend = Objects.requireNonNull(backend, "backend");
+      this.device = device;
+      return this;
+    }
+
+    /** Storage dtype of weights and KV cache: F32 or BF16 (default: bf16 unless the checkpoint is fp32). */
+    public Builder optDtype(DType dtype) {
+      if (dtype != DType.F32 && dtype != DType.BF16) {
+        throw new IllegalArgumentException("dtype " + dtype + ": weights are stored as F32 or BF16");
+      }
+      this.dtype = dtype;
+      return this;
+    }
+
+    /** Tokens per sequence (prompt plus generated); capped by the model's max_position_embeddings. */
+    public Builder optMaxContext(int tokens) {
+      if (tokens < 2) {
+        throw new IllegalArgumentException("max context " + tokens + " must be >= 2");
+      }
+      this.maxContext = tokens;
+      return this;
+    }
+
+    /** Sequences run together; the KV cache holds this many full contexts. */
+    public Builder optMaxBatch(int sequences) {
+      if (sequences < 1) {
+        throw new IllegalArgumentException("max batch " + sequences + " must be >= 1");
+      }
+      this.maxBatch = sequences;
+      return this;
+    }
+
+    /** Prompt tokens per prefill step (chunked prefill). */
+    public Builder optMaxStepTokens(int tokens) {
+      if (tokens < 1) {
+        throw new IllegalArgumentException("max step tokens " + tokens + " must be >= 1");
+      }
+      this.maxStepTokens = tokens;
+      return this;
+    }
+
+    /** Seed of a synthetic model's random weights. */
+    public Builder optSyntheticSeed(long seed) {
+      this.syntheticSeed = seed;
+      return this;
+    }
+
+    /** A directory with a tokenizer.json, for synthetic models or to override the model's. */
+    public Builder optTokenizer(Path dir) {
+      this.tokenizerDir = dir;
+      return this;
+    }
+
+    /**
+     * Loads the model onto the device and allocates the cache.
+     *
+     * @throws UncheckedIOException when the checkpoint cannot be read
+     */
+    public Engine build() {
+      if (model == null) {
+        throw new IllegalStateException("setModel(...) is required");
+      }
+      Model m;
+      Path modelDir = null;
+      if (SyntheticModels.isSynthetic(model)) {
+        ModelShape shape = SyntheticModels.shape(model).withMaxPositions(maxContext);
+        if (dtype != null) {
+          shape = shape.withWeightDtype(dtype);
+        }
+        m = Model.create(backend, device, shape);
+        try {
+          // std 0.02: transformers' initializer_range, so activations stay in a realistic range.
+          m.randomize(syntheticSeed, 0.02f);
+        } catch (RuntimeException e) {
+          m.close();
+          throw e;
+        }
+      } else {
+        try {
+          Path dir = TinyModels.isTiny(model) ? TinyModels.resolve(model) : Path.of(model);
+          modelDir = dir;
+          var config = io.kvasir.model.ModelConfig.load(dir);
+          m = ModelLoader.load(dir, backend, device, dtype != null ? dtype : ModelLoader.defaultDtype(config),
+              maxContext);
+        } catch (IOException e) {
+          throw new UncheckedIOException("could not load " + model + ": " + e.getMessage(), e);
+        }
+      }
+      KvCache c = null;
+      TextCodec codec = null;
+      try {
+        c = KvCache.create(m, maxBatch, Math.min(maxContext, m.shape().maxPositions()));
+        Path tokDir = tokenizerDir != null ? tokenizerDir : (SyntheticModels.isSynthetic(model) ? null : modelDir);
+        if (tokDir != null && (tokenizerDir != null || Files.exists(tokDir.resolve(Tokenizer.FILE_NAME)))) {
+          codec = HfTextCodec.load(tokDir);  // names the missing or malformed file
+        }
+        int[] eos = codec != null ? codec.eosTokenIds()
+            : SyntheticModels.isSynthetic(model) ? new int[0] : GenerationConfigEos.read(modelDir);
+        LOG.info("engine ready: {} on {}:{}, {} MiB weights, KV cache {} MiB for {} x {} tokens", model, backend,
+            device, m.weightBytes() >> 20, c.bytes() >> 20, c.slots(), c.capacity());
+        return new Engine(model, m, c, codec, eos, maxStepTokens);
+      } catch (IOException e) {
+        closeQuietly(c, m);
+        throw new UncheckedIOException(e.getMessage(), e);
+      } catch (RuntimeException | Error e) {
+        closeQuietly(c, m);
+        throw e;
+      }
+    }
+  }
+}

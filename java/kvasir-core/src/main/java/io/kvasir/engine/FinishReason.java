@@ -1,0 +1,19 @@
+package io.kvasir.engine;
+
+/** Why a generation ended, with the OpenAI names. */
+public enum FinishReason {
+  /** An EOS or stop token, or a stop string. */
+  STOP("stop"),
+  /** max_tokens, or the context was full. */
+  LENGTH("length");
+
+  private final String openAiName;
+
+  FinishReason(String openAiName) {
+    this.openAiName = openAiName;
+  }
+
+  public String openAiName() {
+    return openAiName;
+  }
+}

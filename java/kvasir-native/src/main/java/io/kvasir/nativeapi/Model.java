@@ -1,0 +1,123 @@
+package io.kvasir.nativeapi;
+
+import java.util.Objects;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.Pointer;
+
+/**
+ * A transformer resident on one device ({@code kv_model_t}). Weights are copied in once, from
+ * host memory such as a memory-mapped checkpoint; {@link KvCache} holds sequences and
+ * {@link #step} runs one forward step of a whole batch in a single native call.
+ *
+ * <p>Close every {@link KvCache} of a model before or after the model: the native side keeps the
+ * model's memory until its last cache is gone.
+ */
+public final class Model extends NativeHandle {
+  private final ModelShape shape;
+  private final Backend backend;
+  private final int device;
+
+  private Model(KvasirLibrary.kv_model handle, ModelShape shape, Backend backend, int device) {
+    super(handle, "Model(" + backend + ":" + device + ", " + shape.numLayers() + " layers)");
+    this.shape = shape;
+    this.backend = backend;
+    this.device = device;
+  }
+
+  /**
+   * Creates a model with no weights on a backend's device.
+   *
+   * @throws KvasirException naming the configuration field the library refuses
+   */
+  public static Model create(Backend backend, int device, ModelShape shape) {
+    Objects.requireNonNull(backend, "backend");
+    Objects.requireNonNull(shape, "shape");
+    Kvasir.ensureLoaded();
+    KvasirLibrary.kv_model out = new KvasirLibrary.kv_model();
+    try (KvasirLibrary.kv_model_config config = shape.toNative()) {
+      KvasirException.check(KvasirLibrary.kv_model_init(backend.code(), device, config, out));
+    }
+    return new Model(out, shape, backend, device);
+  }
+
+  @Override
+  void free(Pointer handle) {
+    KvasirLibrary.kv_model_free((KvasirLibrary.kv_model) handle);
+  }
+
+  KvasirLibrary.kv_model nativeHandle() {
+    return (KvasirLibrary.kv_model) handle();
+  }
+
+  public ModelShape shape() {
+    return shape;
+  }
+
+  public Backend backend() {
+    return backend;
+  }
+
+  public int device() {
+    return device;
+  }
+
+  /**
+   * Copies one weight tensor from host memory at {@code address} (e.g. a mapped checkpoint
+   * tensor), converting from {@code source} to the model's dtype.
+   *
+   * @param layer the layer, or -1 for {@link WeightKind#modelLevel() model-level} weights
+   * @throws KvasirException naming the weight when its size or kind does not fit the model
+   */
+  public void setWeight(WeightKind kind, int layer, DType source, long address, long numElements) {
+    Objects.requireNonNull(kind, "kind");
+    Objects.requireNonNull(source, "source");
+    if (address == 0) {
+      throw new IllegalArgumentException("address of " + kind + " is NULL");
+    }
+    KvasirException.check(KvasirLibrary.kv_model_set_weight(nativeHandle(), kind.code(), layer, source.code(), address,
+        numElements));
+  }
+
+  /** Copies one fp32 weight tensor from a Java array (tests and small tensors). */
+  public void setWeight(WeightKind kind, int layer, float[] values) {
+    Objects.requireNonNull(values, "values");
+    try (FloatPointer p = new FloatPointer(values)) {
+      setWeight(kind, layer, DType.F32, p.address(), values.length);
+    }
+  }
+
+  /** Random weights generated on the device (synthetic models): N(0, initStd) matrices, unit norms, zero biases. */
+  public void randomize(long seed, float initStd) {
+    KvasirException.check(KvasirLibrary.kv_model_randomize(nativeHandle(), seed, initStd));
+  }
+
+  /** Throws naming the first weight that was never set. */
+  public void checkComplete() {
+    KvasirException.check(KvasirLibrary.kv_model_check_complete(nativeHandle()));
+  }
+
+  /** Bytes the weights occupy on the device. */
+  public long weightBytes() {
+    return KvasirLibrary.kv_model_weight_bytes(nativeHandle());
+  }
+
+  /**
+   * Runs one forward step for a batch and samples the next token of each sequence.
+   *
+   * @throws KvasirException naming the offending sequence or token when the batch does not fit the cache
+   */
+  public StepResult step(KvCache cache, StepBatch batch) {
+    Objects.requireNonNull(cache, "cache");
+    Objects.requireNonNull(batch, "batch");
+    if (cache.model() != this) {
+      throw new IllegalArgumentException("the cache belongs to another model");
+    }
+    int n = batch.size();
+    int[] sampled = new int[n];
+    float[] logits = batch.wantLogits() ? new float[Math.multiplyExact(n, shape.vocabSize())] : null;
+    KvasirException.check(KvasirLibrary.kv_model_step(nativeHandle(), cache.nativeHandle(), n, batch.slots(),
+        batch.startPositions(), batch.newTokenCounts(), batch.tokens(), batch.temperatures(), batch.topKs(),
+        batch.topPs(), batch.minPs(), batch.repetitionPenalties(), batch.seeds(), batch.requestIds(), sampled, logits));
+    return new StepResult(sampled, logits, shape.vocabSize());
+  }
+}

@@ -1,0 +1,137 @@
+package io.kvasir.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.kvasir.model.Architecture;
+import io.kvasir.model.TinyCheckpoints;
+import io.kvasir.model.TinyModelSpec;
+import io.kvasir.nativeapi.Backend;
+import io.kvasir.nativeapi.Devices;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/** {@code kvasir generate} in process: output, the files it writes, and each refusal's message. */
+class GenerateCommandTest {
+  private record Run(int exit, String out, String err) {}
+
+  @TempDir
+  Path tmp;
+
+  @BeforeEach
+  void isolateTheModelCache() {
+    System.setProperty("kvasir.cache", tmp.resolve("cache").toString());
+  }
+
+  @AfterEach
+  void restore() {
+    System.clearProperty("kvasir.cache");
+  }
+
+  private static Run run(String... args) {
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    CommandLine cli = KvasirCli.commandLine();
+    cli.setOut(new PrintWriter(out));
+    cli.setErr(new PrintWriter(err));
+    int exit = cli.execute(args);
+    return new Run(exit, out.toString(), err.toString());
+  }
+
+  @Test
+  void greedyIdsAreReproducibleAndStatsArePrinted() {
+    Run a = run("generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8", "--max-tokens", "6", "--ignore-eos",
+        "--greedy-ids");
+    assertEquals(0, a.exit(), a.err());
+    String ids = a.out().lines().filter(l -> l.startsWith("ids: ")).findFirst().orElseThrow();
+    assertEquals(6, ids.substring(5).trim().split(" ").length, ids);
+    assertTrue(a.out().contains("4 prompt tokens, 6 generated (length)"), a.out());
+    Run b = run("generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8", "--max-tokens", "6", "--ignore-eos",
+        "--greedy-ids");
+    assertTrue(b.out().contains(ids), "greedy decoding must repeat: " + b.out());
+  }
+
+  @Test
+  void textPromptsGoThroughTheTokenizerAndTheChatTemplate() {
+    Run r = run("generate", "--model", "tiny:qwen3", "--prompt", "Hello, KV cache", "--chat", "--system", "Be brief",
+        "--max-tokens", "4", "--ignore-eos");
+    assertEquals(0, r.exit(), r.err());
+    // The byte-level demo tokenizer: one token per UTF-8 byte of the rendered conversation.
+    assertTrue(r.out().contains("generated (length)"), r.out());
+  }
+
+  @Test
+  void logitsOutWritesANumpyFloat32Vector() throws Exception {
+    Path npy = tmp.resolve("logits.npy");
+    Run r = run("generate", "--model", "tiny:mistral", "--prompt-ids", "1,2,3", "--max-tokens", "1", "--logits-out",
+        npy.toString());
+    assertEquals(0, r.exit(), r.err());
+    byte[] bytes = Files.readAllBytes(npy);
+    assertEquals((byte) 0x93, bytes[0]);
+    assertEquals("NUMPY", new String(bytes, 1, 5, StandardCharsets.US_ASCII));
+    int headerLength = (bytes[8] & 0xff) | (bytes[9] & 0xff) << 8;
+    assertEquals(0, (10 + headerLength) % 64, "the data starts 64-byte aligned");
+    String header = new String(bytes, 10, headerLength, StandardCharsets.US_ASCII);
+    assertTrue(header.contains("'descr': '<f4'") && header.contains("'shape': (259,)"), header);
+    ByteBuffer data = ByteBuffer.wrap(bytes, 10 + headerLength, bytes.length - 10 - headerLength)
+        .order(ByteOrder.LITTLE_ENDIAN);
+    float[] logits = new float[259];
+    data.asFloatBuffer().get(logits);
+    assertTrue(Arrays.stream(toDoubles(logits)).allMatch(Double::isFinite));
+    assertTrue(Arrays.stream(toDoubles(logits)).distinct().count() > 100, "logits must vary");
+  }
+
+  private static double[] toDoubles(float[] f) {
+    double[] d = new double[f.length];
+    for (int i = 0; i < f.length; i++) d[i] = f[i];
+    return d;
+  }
+
+  @Test
+  void refusalsNameTheProblem() throws Exception {
+    Run missing = run("generate", "--model", tmp.resolve("nope").toString(), "--prompt-ids", "1");
+    assertEquals(1, missing.exit());
+    assertTrue(missing.err().contains("nope") && missing.err().contains("config.json"), missing.err());
+
+    Path noTokenizer = TinyCheckpoints.write(TinyModelSpec.defaults(Architecture.QWEN2), tmp.resolve("qwen2"));
+    Run text = run("generate", "--model", noTokenizer.toString(), "--prompt", "hi");
+    assertEquals(1, text.exit());
+    assertTrue(text.err().contains("no tokenizer.json"), text.err());
+
+    Run tooLong = run("generate", "--model", noTokenizer.toString(), "--prompt-tokens", "40", "--max-context", "32");
+    assertEquals(1, tooLong.exit());
+    assertTrue(tooLong.err().contains("the prompt has 40 tokens; the context holds 32"), tooLong.err());
+
+    Run badToken = run("generate", "--model", noTokenizer.toString(), "--prompt-ids", "1,99999");
+    assertEquals(1, badToken.exit());
+    assertTrue(badToken.err().contains("outside the vocabulary"), badToken.err());
+
+    Run badTemperature = run("generate", "--model", noTokenizer.toString(), "--prompt-ids", "1", "--temperature", "-1");
+    assertEquals(1, badTemperature.exit());
+    assertTrue(badTemperature.err().contains("temperature=-1.0 must be finite and >= 0"), badTemperature.err());
+
+    Run twoPrompts = run("generate", "--model", "tiny:llama", "--prompt", "a", "--prompt-ids", "1");
+    assertEquals(2, twoPrompts.exit());
+
+    Run unknown = run("generate", "--model", "synthetic:gpt-9", "--prompt-tokens", "4");
+    assertEquals(1, unknown.exit());
+    assertTrue(unknown.err().contains("unknown synthetic model \"gpt-9\""), unknown.err());
+
+    if (!Devices.count(Backend.CUDA).available()) {
+      Run cuda = run("generate", "--model", "tiny:llama", "--prompt-ids", "1", "--device", "cuda");
+      assertEquals(1, cuda.exit());
+      assertTrue(cuda.err().contains("no CUDA device"), cuda.err());
+    }
+  }
+}
