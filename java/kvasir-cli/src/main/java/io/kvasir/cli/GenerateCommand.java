@@ -11,6 +11,9 @@ import io.kvasir.nativeapi.Backend;
 import io.kvasir.nativeapi.DType;
 import io.kvasir.nativeapi.DeviceCount;
 import io.kvasir.nativeapi.Devices;
+import io.kvasir.nativeapi.ModelShape;
+import io.kvasir.nativeapi.Roofline;
+import io.kvasir.nativeapi.Stream;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -112,6 +115,14 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--greedy-ids", description = "Print a line 'ids: <id> <id> ...' with the generated token ids.")
   boolean greedyIds;
 
+  @Option(names = "--roofline", description = "Measure the device's read bandwidth first and report decode speed"
+      + " against its roofline (bytes one decode step must read / bandwidth).")
+  boolean roofline;
+
+  @Option(names = "--record", paramLabel = "FILE", description = "With --roofline: write the run as a perf record"
+      + " (JSON: configuration, device, ceilings, figures) for docs/perf.")
+  Path record;
+
   @Override
   public Integer call() {
     PrintWriter out = spec.commandLine().getOut();
@@ -143,6 +154,12 @@ final class GenerateCommand implements Callable<Integer> {
       builder.optTokenizer(tokenizer);
     }
     try (Engine engine = builder.build()) {
+      Roofline ceiling = null;
+      if (roofline) {
+        try (Stream stream = Stream.create(backend, deviceIndex)) {
+          ceiling = Roofline.probe(stream, 0, 0);
+        }
+      }
       int[] ids = promptIds(engine);
       SamplingParams sampling = new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, seed);
       GenerationRequest request = GenerationRequest.of(ids, maxTokens, sampling).withIgnoreEos(ignoreEos)
@@ -162,6 +179,23 @@ final class GenerateCommand implements Callable<Integer> {
       out.printf(Locale.ROOT, "-- %s: %d prompt tokens, %d generated (%s), TTFT %.1f ms, decode %.1f tokens/s, KV %d bytes%n",
           engine.modelName(), s.promptTokens(), s.generatedTokens(), r.finishReason().openAiName(), s.ttftMillis(),
           s.decodeTokensPerSecond(), s.kvBytes());
+      if (ceiling != null) {
+        // A decode step reads every weight matrix once (the embedding only as a tied LM head) and
+        // the sequence's K and V; at the mean context length of the decode.
+        ModelShape shape = engine.shape();
+        long embedBytes = (long) shape.vocabSize() * shape.hiddenSize() * shape.weightDtype().byteSize();
+        long weights = engine.weightBytes() - (shape.tieWordEmbeddings() ? 0 : embedBytes);
+        double meanContext = s.promptTokens() + s.generatedTokens() / 2.0;
+        double stepBytes = weights + meanContext * shape.kvBytesPerToken();
+        double rooflineTokens = ceiling.readBytesPerS() / stepBytes;
+        out.printf(Locale.ROOT, "-- roofline: %.2f GB per decode step / %.1f GB/s read = %.2f tokens/s; decode at %.1f%%%n",
+            stepBytes / 1e9, ceiling.readBytesPerS() / 1e9, rooflineTokens,
+            100 * s.decodeTokensPerSecond() / rooflineTokens);
+        if (record != null) {
+          PerfRecord.writeDecode(record, engine, ceiling, r, stepBytes, rooflineTokens, String.join(" ",
+              spec.commandLine().getParseResult().originalArgs()));
+        }
+      }
       out.flush();
       return 0;
     } catch (IOException | RuntimeException e) {

@@ -1,0 +1,58 @@
+package io.kvasir.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kvasir.engine.Engine;
+import io.kvasir.engine.GenerationResult;
+import io.kvasir.nativeapi.DeviceInfo;
+import io.kvasir.nativeapi.Devices;
+import io.kvasir.nativeapi.Kvasir;
+import io.kvasir.nativeapi.ModelShape;
+import io.kvasir.nativeapi.Roofline;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.LocalDate;
+import java.time.ZoneOffset;
+
+/** A perf record (DESIGN.md "Rooflines and the perf record") of one generation against its roofline. */
+final class PerfRecord {
+  private PerfRecord() {}
+
+  static void writeDecode(Path file, Engine engine, Roofline ceiling, GenerationResult r, double stepBytes,
+      double rooflineTokens, String args) throws IOException {
+    ObjectMapper json = new ObjectMapper();
+    ObjectNode root = json.createObjectNode();
+    root.put("record", "kvasir-perf/1");
+    root.put("topic", "decode");
+    root.put("date", LocalDate.now(ZoneOffset.UTC).toString());
+    String commit = System.getenv("KVASIR_GIT_COMMIT");
+    root.put("git_commit", commit == null ? "unknown" : commit);
+    DeviceInfo device = Devices.props(ceiling.backend(), ceiling.device());
+    String line = System.getenv("KVASIR_DEVICE_LINE");
+    root.put("device", line != null ? line : device.name() + " (" + device.arch() + ", " + device.computeUnits()
+        + " compute units)");
+    root.put("library", Kvasir.buildInfo());
+    root.put("command", "kvasir generate " + args);
+    ModelShape shape = engine.shape();
+    ObjectNode config = root.putObject("configuration");
+    config.put("model", engine.modelName());
+    config.put("dtype", shape.weightDtype().name());
+    config.put("backend", ceiling.backend().name());
+    config.put("prompt_tokens", r.stats().promptTokens());
+    config.put("generated_tokens", r.stats().generatedTokens());
+    config.put("batch", 1);
+    ObjectNode ceilings = root.putObject("ceilings");
+    ceilings.put("read_bytes_per_s", ceiling.readBytesPerS());
+    ceilings.put("copy_bytes_per_s", ceiling.copyBytesPerS());
+    ObjectNode fig = root.putArray("figures").addObject();
+    fig.put("op", "decode");
+    fig.put("roofline", "read");
+    fig.put("weight_bytes", engine.weightBytes());
+    fig.put("bytes_per_step", stepBytes);
+    fig.put("ttft_ms", r.stats().ttftMillis());
+    fig.put("decode_tokens_per_s", r.stats().decodeTokensPerSecond());
+    fig.put("roofline_tokens_per_s", rooflineTokens);
+    fig.put("fraction_of_roofline", r.stats().decodeTokensPerSecond() / rooflineTokens);
+    json.writerWithDefaultPrettyPrinter().writeValue(file.toFile(), root);
+  }
+}
