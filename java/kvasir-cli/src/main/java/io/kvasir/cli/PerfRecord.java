@@ -32,7 +32,7 @@ final class PerfRecord {
     root.put("device", line != null ? line : device.name() + " (" + device.arch() + ", " + device.computeUnits()
         + " compute units)");
     root.put("library", Kvasir.buildInfo());
-    root.put("command", "kvasir generate " + args);
+    root.put("command", "kvasir " + args);
     ModelShape shape = engine.shape();
     ObjectNode config = root.putObject("configuration");
     config.put("model", engine.modelName());
