@@ -24,7 +24,9 @@ import org.apache.logging.log4j.Logger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The engine on the CPU against the plain double-precision reference forward
@@ -74,11 +76,18 @@ class EngineReferenceTest {
     return Math.sqrt(Arrays.stream(v).map(x -> (x - mean) * (x - mean)).average().orElse(0));
   }
 
+  static java.util.stream.Stream<Arguments> architecturesAndHeadDims() {
+    return java.util.Arrays.stream(Architecture.values())
+        .flatMap(a -> java.util.stream.Stream.of(Arguments.of(a, 64), Arguments.of(a, 128)));
+  }
+
   @ParameterizedTest
-  @EnumSource(Architecture.class)
-  void fp32LogitsMatchTheReferenceWithinTheFp32Bound(Architecture arch) throws Exception {
-    TinyModelSpec spec = TinyModelSpec.builder(arch).optDtype(TensorDType.F32).optSeed(seed("logits-" + arch)).build();
-    Path dir = TinyCheckpoints.write(spec, tmp.resolve(arch.modelType()));
+  @MethodSource("architecturesAndHeadDims")
+  void fp32LogitsMatchTheReferenceWithinTheFp32Bound(Architecture arch, int headDim) throws Exception {
+    // head_dim 128 with hidden 192 and 12 heads: q_proj is 1536 x 192, head_dim independent of hidden.
+    TinyModelSpec spec = TinyModelSpec.builder(arch).optDtype(TensorDType.F32).optHeadDim(headDim)
+        .optSeed(seed("logits-" + arch + "-" + headDim)).build();
+    Path dir = TinyCheckpoints.write(spec, tmp.resolve(arch.modelType() + "-" + headDim));
     ReferenceModel ref = ReferenceModel.load(dir);
     int[] prompt = randomPrompt(new SplittableRandom(spec.seed()), 37, spec.vocabSize());
     double[] expected = ref.logits(prompt)[prompt.length - 1];
