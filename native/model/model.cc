@@ -13,6 +13,13 @@
 #include "model/model_impl.h"
 #include "model/philox.h"
 #include "model/rope.h"
+#ifdef KV_WITH_CUDA
+#include "model/model_cuda.h"
+#endif
+
+namespace kv {
+void check_device(kv_backend backend, int32_t device);  // core/device.cc
+}
 
 namespace kv::model {
 namespace {
@@ -179,6 +186,23 @@ void write_converted(Tensor& t, int64_t offset, const void* src, int src_dtype, 
   });
 }
 
+// Copies n converted elements into tensor t at element offset, on whatever backend holds it:
+// CUDA weights are converted on the host into a staging buffer and uploaded once.
+void write_weight(kv_model& m, Tensor& t, int64_t offset, const void* src, int src_dtype, int64_t n) {
+  if (m.backend == KV_BACKEND_CPU) {
+    write_converted(t, offset, src, src_dtype, n);
+    return;
+  }
+#ifdef KV_WITH_CUDA
+  const size_t esize = t.dtype == KV_DTYPE_BF16 ? 2 : 4;
+  std::vector<unsigned char> staging(static_cast<size_t>(n) * esize);
+  Tensor host = t;
+  host.data = staging.data();
+  write_converted(host, 0, src, src_dtype, n);
+  cuda::upload(m.cuda, static_cast<char*>(t.data) + static_cast<size_t>(offset) * esize, staging.data(), staging.size());
+#endif
+}
+
 // Where a (kind, layer) lands: tensor, element offset and element count.
 struct Target {
   Tensor* tensor;
@@ -219,20 +243,16 @@ Target locate(kv_model& m, int kind, int layer) {
 void free_model(kv_model* m) noexcept {
   if (!m) return;
   for_each_tensor(*m, [&](Tensor& t) { release(*m, t); });
+#ifdef KV_WITH_CUDA
+  if (m->device_inv_freq)
+    kv::mem_release(m->backend, m->device, KV_MEM_DEVICE, m->device_inv_freq, m->inv_freq.size() * sizeof(float));
+  cuda::destroy_context(m->cuda);
+#endif
   delete m;
 }
 
 }  // namespace
 
-float random_normal(uint64_t seed, uint64_t stream, uint64_t index) {
-  // Box-Muller over two 24-bit uniforms of one Philox block.
-  philox::U32x4 c{{static_cast<uint32_t>(index), static_cast<uint32_t>(index >> 32), static_cast<uint32_t>(stream),
-                   0x6b766d72u}};
-  const philox::U32x4 r = philox::philox4x32_10(c, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
-  const float u1 = (static_cast<float>(r.v[0] >> 8) + 0.5f) * (1.0f / 16777216.0f);
-  const float u2 = philox::to_unit_float(r.v[1]);
-  return std::sqrt(-2.f * std::log(u1)) * std::cos(6.2831853071795864f * u2);
-}
 
 }  // namespace kv::model
 
@@ -247,17 +267,16 @@ kv_status kv_model_init(kv_backend backend, int32_t device, const kv_model_confi
   *out = nullptr;
   KV_REQUIRE_NOT_NULL(config);
   kv::model::check_config(*config);
-  if (backend == KV_BACKEND_CUDA)
-    kv::fail(KV_STATUS_UNSUPPORTED, "the model runtime runs on the CPU backend in this build; its CUDA path "
-                                    "(cuBLAS GEMMs, device sampling) is not built yet");
-  KV_REQUIRE(backend == KV_BACKEND_CPU, "backend=", static_cast<int>(backend), " is not a kv_backend value");
-  KV_REQUIRE(device == 0, "device=", device, ": the CPU backend has one device, 0");
+  kv::check_device(backend, device);
   auto* m = new kv_model{};
   m->backend = backend;
   m->device = device;
   m->cfg = *config;
   m->wdtype = static_cast<kv_dtype>(config->weight_dtype);
   try {
+#ifdef KV_WITH_CUDA
+    if (backend == KV_BACKEND_CUDA) m->cuda = kv::model::cuda::create_context(device);
+#endif
     const kv_model_config& c = *config;
     const int64_t h = c.hidden_size, qd = static_cast<int64_t>(c.num_q_heads) * c.head_dim,
                   kvd = static_cast<int64_t>(c.num_kv_heads) * c.head_dim, inter = c.intermediate_size;
@@ -279,6 +298,13 @@ kv_status kv_model_init(kv_backend backend, int32_t device, const kv_model_confi
       kv::model::alloc(*m, l.down, h, inter, m->wdtype);
     }
     m->inv_freq = kv::model::rope_inv_freq(c);
+#ifdef KV_WITH_CUDA
+    if (backend == KV_BACKEND_CUDA) {
+      const size_t bytes = m->inv_freq.size() * sizeof(float);
+      m->device_inv_freq = static_cast<float*>(kv::mem_allocate(backend, device, KV_MEM_DEVICE, bytes));
+      kv::model::cuda::upload(m->cuda, m->device_inv_freq, m->inv_freq.data(), bytes);
+    }
+#endif
   } catch (...) {
     kv::model::free_model(m);
     throw;
@@ -322,7 +348,7 @@ kv_status kv_model_set_weight(kv_model_t model, int32_t kind, int32_t layer, int
   kv::model::Target target = kv::model::locate(*model, kind, layer);
   KV_REQUIRE(num_elements == target.count, name, " has ", num_elements, " elements; this config needs ",
              target.count);
-  kv::model::write_converted(*target.tensor, target.offset, host_data, src_dtype, num_elements);
+  kv::model::write_weight(*model, *target.tensor, target.offset, host_data, src_dtype, num_elements);
   model->weights_set.insert({kind, layer});
   KV_API_END
 }
@@ -335,19 +361,33 @@ kv_status kv_model_randomize(kv_model_t model, uint64_t seed, float init_std) {
   kv::model::for_each_tensor(*model, [&](Tensor& t) {
     const uint64_t id = stream++;
     if (!t.data) return;
+#ifdef KV_WITH_CUDA
+    if (model->backend == KV_BACKEND_CUDA) {
+      kv::model::cuda::randomize(model->cuda, t, seed, id, init_std);
+      return;
+    }
+#endif
     const int64_t n = t.rows * t.cols;
     const bool matrix = t.cols > 1;
     kv::cpu::parallel_for(n, 1 << 16, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         // Matrices: N(0, init_std); norms 1; biases 0 (vectors are norms unless they are biases).
-        float value = matrix ? init_std * kv::model::random_normal(seed, id, static_cast<uint64_t>(i)) : 1.f;
+        float value = matrix ? init_std * kv::philox::normal(seed, id, static_cast<uint64_t>(i)) : 1.f;
         if (t.dtype == KV_DTYPE_BF16) static_cast<uint16_t*>(t.data)[i] = kv::float_to_bf16(value);
         else static_cast<float*>(t.data)[i] = value;
       }
     });
   });
-  for (Layer& l : model->layers)
-    if (l.qkv_bias.data) std::memset(l.qkv_bias.data, 0, l.qkv_bias.bytes());
+  for (Layer& l : model->layers) {
+    if (!l.qkv_bias.data) continue;
+#ifdef KV_WITH_CUDA
+    if (model->backend == KV_BACKEND_CUDA) {
+      kv::model::cuda::fill_zero(model->cuda, l.qkv_bias.data, l.qkv_bias.bytes());
+      continue;
+    }
+#endif
+    std::memset(l.qkv_bias.data, 0, l.qkv_bias.bytes());
+  }
   model->randomized = true;
   KV_API_END
 }
@@ -388,9 +428,17 @@ kv_status kv_kv_cache_init(kv_model_t model, int32_t num_slots, int32_t slot_cap
   try {
     cache->k = kv::mem_allocate(model->backend, model->device, KV_MEM_DEVICE, cache->kv_bytes);
     cache->v = kv::mem_allocate(model->backend, model->device, KV_MEM_DEVICE, cache->kv_bytes);
-    cache->tokens.assign(static_cast<size_t>(num_slots) * slot_capacity_tokens, 0);
+    if (model->backend == KV_BACKEND_CPU) {
+      cache->tokens.assign(static_cast<size_t>(num_slots) * slot_capacity_tokens, 0);
+    } else {
+#ifdef KV_WITH_CUDA
+      cache->device_history =
+          kv::model::cuda::alloc_history(model->cuda, static_cast<int64_t>(num_slots) * slot_capacity_tokens);
+#endif
+    }
   } catch (...) {
     kv::mem_release(model->backend, model->device, KV_MEM_DEVICE, cache->k, cache->kv_bytes);
+    kv::mem_release(model->backend, model->device, KV_MEM_DEVICE, cache->v, cache->kv_bytes);
     delete cache;
     throw;
   }
@@ -404,6 +452,9 @@ void kv_kv_cache_free(kv_kv_cache_t cache) {
   kv_model* m = cache->model;
   kv::mem_release(m->backend, m->device, KV_MEM_DEVICE, cache->k, cache->kv_bytes);
   kv::mem_release(m->backend, m->device, KV_MEM_DEVICE, cache->v, cache->kv_bytes);
+#ifdef KV_WITH_CUDA
+  kv::model::cuda::free_history(m->cuda, cache->device_history);
+#endif
   --m->live_caches;
   delete cache;
   if (m->released && m->live_caches == 0) kv::model::free_model(m);
@@ -477,6 +528,12 @@ kv_status kv_model_step(kv_model_t model, kv_kv_cache_t cache, int32_t num_seqs,
   b.request_id = request_id;
   b.sampled = sampled;
   b.logits = logits;
+#ifdef KV_WITH_CUDA
+  if (model->backend == KV_BACKEND_CUDA) {
+    kv::model::cuda::step(*model, *cache, b);
+    return KV_STATUS_OK;
+  }
+#endif
   kv::model::step_cpu(*model, *cache, b);
   KV_API_END
 }

@@ -48,6 +48,10 @@ struct StepBatch {
 
 }  // namespace kv::model
 
+namespace kv::model::cuda {
+struct Context;
+}
+
 struct kv_model {
   kv_backend backend;
   int32_t device;
@@ -58,6 +62,8 @@ struct kv_model {
   std::vector<float> inv_freq;                // [head_dim / 2]
   std::set<std::pair<int, int>> weights_set;  // (kind, layer) pairs copied in
   bool randomized = false;
+  kv::model::cuda::Context* cuda = nullptr;   // CUDA models: stream, cuBLAS, step workspace
+  float* device_inv_freq = nullptr;           // CUDA models: inv_freq on the device
   int live_caches = 0;                        // caches pointing at this model
   bool released = false;                      // kv_model_free ran while caches were alive
 };
@@ -69,7 +75,8 @@ struct kv_kv_cache {
   void* k = nullptr;            // [layers][slots][capacity][kv_heads][head_dim], model weight dtype
   void* v = nullptr;
   uint64_t kv_bytes = 0;        // bytes of k (and of v)
-  std::vector<int32_t> tokens;  // [slots][capacity] history for repetition penalties (host)
+  std::vector<int32_t> tokens;  // [slots][capacity] history for repetition penalties (CPU models)
+  int32_t* device_history = nullptr;  // the same on the device (CUDA models)
 };
 
 namespace kv::model {
@@ -82,9 +89,5 @@ void step_cpu(kv_model& m, kv_kv_cache& cache, const StepBatch& b);
 int32_t sample_cpu(float* logits, int32_t vocab, float temperature, int32_t top_k, float top_p, float min_p,
                    float repetition_penalty, const int32_t* history, int64_t history_len, uint64_t seed,
                    uint64_t request_id, uint64_t position);
-
-// Random weights for synthetic models: Philox-based, so the same seed gives the same model on
-// every backend. Index i of tensor `stream` draws from counter (stream, i).
-float random_normal(uint64_t seed, uint64_t stream, uint64_t index);
 
 }  // namespace kv::model

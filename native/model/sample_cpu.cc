@@ -47,17 +47,23 @@ int32_t sample_cpu(float* logits, int32_t vocab, float temperature, int32_t top_
   double total = 0.0;
   for (int32_t i = 0; i < vocab; ++i) total += p[i] = logits[i] == kNegInf ? 0.0 : std::exp(static_cast<double>(logits[i] - max_logit));
   if (top_p < 1.f) {
-    // Ascending by probability (ties by id): drop the tail whose cumulative mass is at most
-    // 1 - top_p, never the most likely token.
-    std::vector<int32_t> order(vocab);
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return p[a] < p[b]; });
-    double cumulative = 0.0;
-    for (int32_t r = 0; r + 1 < vocab; ++r) {
-      cumulative += p[order[r]] / total;
-      if (cumulative > 1.0 - top_p) break;
-      p[order[r]] = 0.0;
+    // Ascending by probability, the low tail whose cumulative mass is at most 1 - top_p goes;
+    // the token that crosses the line and every token as likely as it stay (ties at the
+    // threshold are kept whole, so the rule is a threshold tau: the CUDA sampler finds the same
+    // tau by bisection).
+    std::vector<double> sorted(p);
+    std::sort(sorted.begin(), sorted.end());
+    const double limit = (1.0 - top_p) * total;
+    double cumulative = 0.0, tau = sorted.back();
+    for (double q : sorted) {
+      cumulative += q;
+      if (cumulative > limit) {
+        tau = q;
+        break;
+      }
     }
+    for (double& q : p)
+      if (q < tau) q = 0.0;
     total = std::accumulate(p.begin(), p.end(), 0.0);
   }
   if (min_p > 0.f) {

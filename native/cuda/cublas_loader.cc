@@ -1,0 +1,61 @@
+#include "cuda/cublas_loader.h"
+
+#include <dlfcn.h>
+
+#include <mutex>
+
+#include "core/error.h"
+
+namespace kv::cuda::blas {
+namespace {
+
+template <typename F>
+void bind(void* lib, const char* name, F* out, const char* file) {
+  void* symbol = dlsym(lib, name);
+  if (!symbol) fail(KV_STATUS_UNSUPPORTED, file, " has no symbol ", name, " (cuBLAS 12 or 13 expected)");
+  *out = reinterpret_cast<F>(symbol);
+}
+
+}  // namespace
+
+const Api& api() {
+  static std::once_flag once;
+  static Api loaded{};
+  static std::string error;
+  std::call_once(once, [] {
+    const char* names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so"};
+    void* lib = nullptr;
+    const char* file = nullptr;
+    for (const char* name : names) {
+      lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+      if (lib) {
+        file = name;
+        break;
+      }
+    }
+    if (!lib) {
+      error = std::string("cuBLAS is not installed (tried libcublas.so.13, .12): ") + dlerror() +
+              "; the CUDA model runtime needs it (add its directory, e.g. /usr/local/cuda/lib64, to LD_LIBRARY_PATH)";
+      return;
+    }
+    try {
+      bind(lib, "cublasCreate_v2", &loaded.create, file);
+      bind(lib, "cublasDestroy_v2", &loaded.destroy, file);
+      bind(lib, "cublasSetStream_v2", &loaded.set_stream, file);
+      bind(lib, "cublasSetMathMode", &loaded.set_math_mode, file);
+      bind(lib, "cublasSetWorkspace_v2", &loaded.set_workspace, file);
+      bind(lib, "cublasGemmEx", &loaded.gemm_ex, file);
+    } catch (const Error& e) {
+      error = e.what();
+      loaded = Api{};
+    }
+  });
+  if (!loaded.gemm_ex) fail(KV_STATUS_UNSUPPORTED, error);
+  return loaded;
+}
+
+void check(Status status, const char* call) {
+  if (status != 0) fail(KV_STATUS_DEVICE_ERROR, call, " failed with cublasStatus_t ", status);
+}
+
+}  // namespace kv::cuda::blas

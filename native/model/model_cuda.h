@@ -1,0 +1,30 @@
+// The CUDA half of the model runtime (step_cuda.cu), seen from model.cc: plain C++, no CUDA
+// types. Only referenced when KV_WITH_CUDA is defined.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "model/model_impl.h"
+
+namespace kv::model::cuda {
+
+struct Context;  // the model's stream, cuBLAS handle and step workspace
+
+Context* create_context(int32_t device);
+void destroy_context(Context* ctx) noexcept;
+
+// Synchronous host -> device copy of weights (the upload path runs once per model).
+void upload(Context* ctx, void* device_dst, const void* host_src, size_t bytes);
+void fill_zero(Context* ctx, void* device_dst, size_t bytes);
+
+// Synthetic weights on the device: N(0, std) for matrices, 1 for vectors (norms).
+void randomize(Context* ctx, Tensor& t, uint64_t seed, uint64_t stream_id, float init_std);
+
+// Per-slot token history of a CUDA cache (for repetition penalties).
+int32_t* alloc_history(Context* ctx, int64_t elements);
+void free_history(Context* ctx, int32_t* history) noexcept;
+
+void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b);
+
+}  // namespace kv::model::cuda
