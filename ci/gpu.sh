@@ -14,6 +14,8 @@
 #        java   - the Java smoke test: `kvasir info --roofline` through JavaCPP (self-check
 #                 compares the CUDA kernels with the CPU and a Java reference; presets show the device)
 #        bench  - kernel benchmarks against the roofline measured in the same run
+#        parity - the model runtime against transformers on random checkpoints (tools/peers/hf_parity.py)
+#        speed  - decode and prefill of synthetic llama3-8b against the roofline and transformers
 # KVASIR_BENCH_ARGS adds arguments to the benchmark (e.g. "--op merge_states").
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -115,6 +117,10 @@ remote() {
       bench)
         KVASIR_COMMAND="ci/gpu.sh remote bench ${KVASIR_BENCH_ARGS:-}" "$root/bin/kvasir_bench_ops" --backend cuda \
           --json "$out/$KVASIR_DATE-kernels.json" --md "$out/$KVASIR_DATE-kernels.md" ${KVASIR_BENCH_ARGS:-} >> "$log" 2>&1 || rc=$? ;;
+      parity)
+        parity "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
+      speed)
+        speed "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       *)
         echo "unknown step $step" >> "$log"; rc=2 ;;
     esac
@@ -125,6 +131,40 @@ remote() {
   done
   cat "$summary"
   exit "$rc_all"
+}
+
+# Random transformers checkpoints, Kvasir on CPU and CUDA in fp32 and bf16, compared.
+parity() {
+  local root=$1 out=$2 work=/tmp/kvasir-parity
+  rm -rf "$work" && mkdir -p "$work/out"
+  python3 "$KV_ROOT/tools/peers/hf_parity.py" make "$work" || return 1
+  while read -r name ids; do
+    for device in cpu cuda; do
+      for dtype in f32 bf16; do
+        "$root/jre/bin/java" -jar "$root/kvasir-cli.jar" generate --model "$work/$name" --prompt-ids "$ids" \
+          --max-tokens 64 --ignore-eos --greedy-ids --device "$device" --dtype "$dtype" \
+          --logits-out "$work/out/$name-$device-$dtype.npy" > "$work/out/$name-$device-$dtype.txt" ||
+          echo "kvasir failed on $name $device $dtype"
+      done
+    done
+  done < "$work/prompts.txt"
+  python3 "$KV_ROOT/tools/peers/hf_parity.py" compare "$work"
+  local rc=$?
+  cp "$work/parity.md" "$out/$KVASIR_DATE-parity.md" 2>/dev/null
+  cp "$work/parity.json" "$out/$KVASIR_DATE-parity.json" 2>/dev/null
+  return $rc
+}
+
+# synthetic:llama3-8b decode (batch 1 and 16) and 8K prefill, then transformers on the same shapes.
+speed() {
+  local root=$1 out=$2 cli=("$root/jre/bin/java" -jar "$root/kvasir-cli.jar" generate --model synthetic:llama3-8b
+    --device cuda --dtype bf16 --ignore-eos)
+  for batch in 1 16; do
+    "${cli[@]}" --prompt-tokens 1024 --max-tokens 128 --batch "$batch" --roofline \
+      --record "$out/$KVASIR_DATE-decode-llama3-8b-b$batch.json" | tail -n 3 || return 1
+  done
+  "${cli[@]}" --prompt-tokens 8192 --max-tokens 1 --max-context 8200 | tail -n 1 || return 1
+  python3 "$KV_ROOT/tools/peers/hf_speed.py" "$out/$KVASIR_DATE-hf-speed.json"
 }
 
 case "${1:-}" in

@@ -115,6 +115,10 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--greedy-ids", description = "Print a line 'ids: <id> <id> ...' with the generated token ids.")
   boolean greedyIds;
 
+  @Option(names = "--batch", defaultValue = "1", description = "Run the prompt as this many sequences together"
+      + " (seeds seed, seed+1, ...; for throughput measurements). The first one is printed.")
+  int batch;
+
   @Option(names = "--roofline", description = "Measure the device's read bandwidth first and report decode speed"
       + " against its roofline (bytes one decode step must read / bandwidth).")
   boolean roofline;
@@ -145,8 +149,12 @@ final class GenerateCommand implements Callable<Integer> {
         return 1;
       }
     }
+    if (batch < 1) {
+      err.println("error: --batch " + batch + " must be >= 1");
+      return 2;
+    }
     Engine.Builder builder = Engine.builder().setModel(model).optDevice(backend, deviceIndex).optMaxContext(maxContext)
-        .optMaxBatch(1).optSyntheticSeed(seed);
+        .optMaxBatch(batch).optSyntheticSeed(seed);
     if (dtype != null) {
       builder.optDtype(dtype == WeightType.f32 ? DType.F32 : DType.BF16);
     }
@@ -161,13 +169,19 @@ final class GenerateCommand implements Callable<Integer> {
         }
       }
       int[] ids = promptIds(engine);
-      SamplingParams sampling = new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, seed);
-      GenerationRequest request = GenerationRequest.of(ids, maxTokens, sampling).withIgnoreEos(ignoreEos)
-          .withPromptLogits(logitsOut != null).withStopStrings(stops == null ? List.of() : stops);
-      GenerationResult r = engine.generate(request, (token, text) -> {
-        out.print(text != null ? text : token + " ");
-        out.flush();
-      });
+      List<GenerationRequest> requests = new java.util.ArrayList<>();
+      List<io.kvasir.engine.TokenListener> listeners = new java.util.ArrayList<>();
+      for (int i = 0; i < batch; ++i) {
+        SamplingParams sampling = new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, seed + i);
+        requests.add(GenerationRequest.of(ids, maxTokens, sampling).withIgnoreEos(ignoreEos)
+            .withPromptLogits(logitsOut != null && i == 0).withStopStrings(stops == null ? List.of() : stops));
+        listeners.add(i > 0 ? null : (token, text) -> {
+          out.print(text != null ? text : token + " ");
+          out.flush();
+        });
+      }
+      List<GenerationResult> results = engine.generateAll(requests, listeners);
+      GenerationResult r = results.get(0);
       out.println();
       if (greedyIds) {
         out.println("ids: " + Arrays.stream(r.tokens()).mapToObj(Integer::toString).collect(Collectors.joining(" ")));
@@ -175,24 +189,29 @@ final class GenerateCommand implements Callable<Integer> {
       if (logitsOut != null) {
         Npy.writeFloat32(logitsOut, r.promptLogits());
       }
-      GenerationStats s = r.stats();
+      GenerationStats s = aggregate(results);
       out.printf(Locale.ROOT, "-- %s: %d prompt tokens, %d generated (%s), TTFT %.1f ms, decode %.1f tokens/s, KV %d bytes%n",
-          engine.modelName(), s.promptTokens(), s.generatedTokens(), r.finishReason().openAiName(), s.ttftMillis(),
-          s.decodeTokensPerSecond(), s.kvBytes());
+          engine.modelName(), r.stats().promptTokens(), r.stats().generatedTokens(), r.finishReason().openAiName(),
+          s.ttftMillis(), s.decodeTokensPerSecond(), s.kvBytes());
+      if (batch > 1) {
+        out.printf(Locale.ROOT, "-- batch %d: %.1f tokens/s in all, %.1f per sequence%n", batch,
+            s.decodeTokensPerSecond(), s.decodeTokensPerSecond() / batch);
+      }
       if (ceiling != null) {
         // A decode step reads every weight matrix once (the embedding only as a tied LM head) and
         // the sequence's K and V; at the mean context length of the decode.
         ModelShape shape = engine.shape();
         long embedBytes = (long) shape.vocabSize() * shape.hiddenSize() * shape.weightDtype().byteSize();
         long weights = engine.weightBytes() - (shape.tieWordEmbeddings() ? 0 : embedBytes);
-        double meanContext = s.promptTokens() + s.generatedTokens() / 2.0;
-        double stepBytes = weights + meanContext * shape.kvBytesPerToken();
-        double rooflineTokens = ceiling.readBytesPerS() / stepBytes;
+        double meanContext = r.stats().promptTokens() + r.stats().generatedTokens() / 2.0;
+        double stepBytes = weights + batch * meanContext * shape.kvBytesPerToken();
+        // A step of the batch yields one token per sequence.
+        double rooflineTokens = batch * ceiling.readBytesPerS() / stepBytes;
         out.printf(Locale.ROOT, "-- roofline: %.2f GB per decode step / %.1f GB/s read = %.2f tokens/s; decode at %.1f%%%n",
             stepBytes / 1e9, ceiling.readBytesPerS() / 1e9, rooflineTokens,
             100 * s.decodeTokensPerSecond() / rooflineTokens);
         if (record != null) {
-          PerfRecord.writeDecode(record, engine, ceiling, r, stepBytes, rooflineTokens, String.join(" ",
+          PerfRecord.writeDecode(record, engine, ceiling, r, s, batch, stepBytes, rooflineTokens, String.join(" ",
               spec.commandLine().getParseResult().originalArgs()));
         }
       }
@@ -204,6 +223,22 @@ final class GenerateCommand implements Callable<Integer> {
       err.flush();
       return 1;
     }
+  }
+
+  // The batch as one: its earliest first token, its decode span, every generated token.
+  private static GenerationStats aggregate(List<GenerationResult> results) {
+    GenerationStats first = results.get(0).stats();
+    double ttft = Double.MAX_VALUE, decode = 0;
+    int generated = 0;
+    long kv = 0;
+    for (GenerationResult x : results) {
+      ttft = Math.min(ttft, x.stats().ttftMillis());
+      decode = Math.max(decode, x.stats().decodeMillis());
+      generated += x.stats().generatedTokens() - 1;
+      kv += x.stats().kvBytes();
+    }
+    // decodeTokensPerSecond counts tokens after the first: add one back for the record's shape.
+    return new GenerationStats(first.promptTokens(), generated + 1, ttft, decode, kv);
   }
 
   private int[] promptIds(Engine engine) {

@@ -18,8 +18,9 @@ import java.time.ZoneOffset;
 final class PerfRecord {
   private PerfRecord() {}
 
-  static void writeDecode(Path file, Engine engine, Roofline ceiling, GenerationResult r, double stepBytes,
-      double rooflineTokens, String args) throws IOException {
+  static void writeDecode(Path file, Engine engine, Roofline ceiling, GenerationResult r,
+      io.kvasir.engine.GenerationStats total, int batch, double stepBytes, double rooflineTokens, String args)
+      throws IOException {
     ObjectMapper json = new ObjectMapper();
     ObjectNode root = json.createObjectNode();
     root.put("record", "kvasir-perf/1");
@@ -40,7 +41,7 @@ final class PerfRecord {
     config.put("backend", ceiling.backend().name());
     config.put("prompt_tokens", r.stats().promptTokens());
     config.put("generated_tokens", r.stats().generatedTokens());
-    config.put("batch", 1);
+    config.put("batch", batch);
     ObjectNode ceilings = root.putObject("ceilings");
     ceilings.put("read_bytes_per_s", ceiling.readBytesPerS());
     ceilings.put("copy_bytes_per_s", ceiling.copyBytesPerS());
@@ -49,10 +50,10 @@ final class PerfRecord {
     fig.put("roofline", "read");
     fig.put("weight_bytes", engine.weightBytes());
     fig.put("bytes_per_step", stepBytes);
-    fig.put("ttft_ms", r.stats().ttftMillis());
-    fig.put("decode_tokens_per_s", r.stats().decodeTokensPerSecond());
+    fig.put("ttft_ms", total.ttftMillis());
+    fig.put("decode_tokens_per_s", total.decodeTokensPerSecond());
     fig.put("roofline_tokens_per_s", rooflineTokens);
-    fig.put("fraction_of_roofline", r.stats().decodeTokensPerSecond() / rooflineTokens);
+    fig.put("fraction_of_roofline", total.decodeTokensPerSecond() / rooflineTokens);
     json.writerWithDefaultPrettyPrinter().writeValue(file.toFile(), root);
   }
 }
