@@ -156,16 +156,7 @@ __global__ void __launch_bounds__(kThreads, G >= 8 ? 2 : 3) attention_decode_ker
   for (int idx = threadIdx.x; idx < G * D; idx += kThreads) {
     const int h = idx / D, d = idx % D;
     SoftmaxState merged;
-    float o = 0.f;
-    for (int pi = 0; pi < S::kParts; ++pi) {
-      SoftmaxState other{s_m[pi][h], s_l[pi][h]};
-      SoftmaxState next;
-      float w_acc, w_other;
-      SoftmaxState::merge_weights(merged, other, &next, &w_acc, &w_other);
-      o = o * w_acc + s_acc[pi][h][d] * w_other;
-      merged = next;
-    }
-    o = merged.l > 0.f ? o / merged.l : 0.f;
+    const float o = merge_parts<S::kParts, G, D>(s_acc, s_m, s_l, h, d, &merged);
     const float lse = merged.lse();
     const int64_t row = static_cast<int64_t>(b) * p.num_q_heads + h0 + h;
     if (p.splits == 1) {

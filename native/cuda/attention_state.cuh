@@ -47,4 +47,23 @@ struct SoftmaxState {
   __device__ __forceinline__ float lse() const { return l > 0.f ? (m + log2f(l)) * kLn2 : kNegInf; }
 };
 
+// Channel d of query head h, merged over the partial states a block's lane groups published
+// (acc unnormalized, m and l their softmax states): returns the normalized output (0 for the
+// empty state) and the merged state.
+template <int PARTS, int G, int D>
+__device__ __forceinline__ float merge_parts(const float (&acc)[PARTS][G][D], const float (&m)[PARTS][G],
+                                             const float (&l)[PARTS][G], int h, int d, SoftmaxState* merged_out) {
+  SoftmaxState merged;
+  float o = 0.f;
+  for (int pi = 0; pi < PARTS; ++pi) {
+    SoftmaxState other{m[pi][h], l[pi][h]}, next;
+    float w_acc, w_other;
+    SoftmaxState::merge_weights(merged, other, &next, &w_acc, &w_other);
+    o = o * w_acc + acc[pi][h][d] * w_other;
+    merged = next;
+  }
+  *merged_out = merged;
+  return merged.l > 0.f ? o / merged.l : 0.f;
+}
+
 }  // namespace kv::cuda

@@ -217,16 +217,8 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(const float* qk
   for (int idx = threadIdx.x; idx < G * D; idx += kAttnThreads) {
     const int h = idx / D, d = idx % D;
     SoftmaxState merged;
-    float o = 0.f;
-    for (int pi = 0; pi < PARTS; ++pi) {
-      SoftmaxState other{s_m[pi][h], s_l[pi][h]}, next;
-      float wa, wb;
-      SoftmaxState::merge_weights(merged, other, &next, &wa, &wb);
-      o = o * wa + s_acc[pi][h][d] * wb;
-      merged = next;
-    }
-    store(out, t * static_cast<int64_t>(hq) * D + static_cast<int64_t>(h0 + h) * D + d,
-          merged.l > 0.f ? o / merged.l : 0.f);
+    const float o = kv::cuda::merge_parts<PARTS, G, D>(s_acc, s_m, s_l, h, d, &merged);
+    store(out, t * static_cast<int64_t>(hq) * D + static_cast<int64_t>(h0 + h) * D + d, o);
   }
 }
 
