@@ -142,15 +142,7 @@ __global__ void __launch_bounds__(kThreads, G >= 8 ? 2 : 3) attention_decode_ker
   }
 
   // Merge the block's lane groups: each publishes its state, then threads combine per channel.
-#pragma unroll
-  for (int h = 0; h < G; ++h) {
-#pragma unroll
-    for (int e = 0; e < E; ++e) s_acc[part][h][sl * E + e] = acc[h][e];
-    if (sl == 0) {
-      s_m[part][h] = st[h].m;
-      s_l[part][h] = st[h].l;
-    }
-  }
+  publish_part<S::kParts, G, D, E>(s_acc, s_m, s_l, part, sl, acc, st);
   __syncthreads();
 
   for (int idx = threadIdx.x; idx < G * D; idx += kThreads) {

@@ -47,6 +47,24 @@ struct SoftmaxState {
   __device__ __forceinline__ float lse() const { return l > 0.f ? (m + log2f(l)) * kLn2 : kNegInf; }
 };
 
+// A lane group's share of the block merge: its E channels (from channel sl * E) of each of the
+// G heads' unnormalized accumulators, and (lane sl == 0) the heads' softmax states. The caller
+// synchronizes the block before merge_parts reads them.
+template <int PARTS, int G, int D, int E>
+__device__ __forceinline__ void publish_part(float (&acc_out)[PARTS][G][D], float (&m_out)[PARTS][G],
+                                             float (&l_out)[PARTS][G], int part, int sl, const float (&acc)[G][E],
+                                             const SoftmaxState (&st)[G]) {
+#pragma unroll
+  for (int h = 0; h < G; ++h) {
+#pragma unroll
+    for (int e = 0; e < E; ++e) acc_out[part][h][sl * E + e] = acc[h][e];
+    if (sl == 0) {
+      m_out[part][h] = st[h].m;
+      l_out[part][h] = st[h].l;
+    }
+  }
+}
+
 // Channel d of query head h, merged over the partial states a block's lane groups published
 // (acc unnormalized, m and l their softmax states): returns the normalized output (0 for the
 // empty state) and the merged state.

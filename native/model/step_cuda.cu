@@ -204,15 +204,7 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(const float* qk
       for (int e = 0; e < E; ++e) acc[h][e] = fmaf(pc, vx[e], acc[h][e] * factor);
     }
   }
-#pragma unroll
-  for (int h = 0; h < G; ++h) {
-#pragma unroll
-    for (int e = 0; e < E; ++e) s_acc[part][h][sl * E + e] = acc[h][e];
-    if (sl == 0) {
-      s_m[part][h] = st[h].m;
-      s_l[part][h] = st[h].l;
-    }
-  }
+  kv::cuda::publish_part<PARTS, G, D, E>(s_acc, s_m, s_l, part, sl, acc, st);
   __syncthreads();
   for (int idx = threadIdx.x; idx < G * D; idx += kAttnThreads) {
     const int h = idx / D, d = idx % D;
