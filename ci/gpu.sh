@@ -16,6 +16,8 @@
 #        bench  - kernel benchmarks against the roofline measured in the same run
 #        parity - the model runtime against transformers on random checkpoints (tools/peers/hf_parity.py)
 #        speed  - decode and prefill of synthetic llama3-8b against the roofline and transformers
+#        ncu    - Nsight Compute over the decode kernels (batch 1 and 16) and one prefill chunk of
+#                 synthetic llama3-8b: time and DRAM throughput per kernel (ncu-*.csv)
 # KVASIR_BENCH_ARGS adds arguments to the benchmark (e.g. "--op merge_states").
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -121,6 +123,8 @@ remote() {
         parity "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       speed)
         speed "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
+      ncu)
+        ncu_step "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       *)
         echo "unknown step $step" >> "$log"; rc=2 ;;
     esac
@@ -156,6 +160,8 @@ parity() {
 }
 
 # synthetic:llama3-8b decode (batch 1 and 16) and 8K prefill, then transformers on the same shapes.
+# The profile runs time every stage with events (graphs off) and land in profile.txt; the A/B
+# runs show what the CUDA graphs and the GEMV kernel are worth.
 speed() {
   local root=$1 out=$2 cli=("$root/jre/bin/java" -jar "$root/kvasir-cli.jar" generate --model synthetic:llama3-8b
     --device cuda --dtype bf16 --ignore-eos)
@@ -164,7 +170,43 @@ speed() {
       --record "$out/$KVASIR_DATE-decode-llama3-8b-b$batch.json" | tail -n 3 || return 1
   done
   "${cli[@]}" --prompt-tokens 8192 --max-tokens 1 --max-context 8200 | tail -n 1 || return 1
-  python3 "$KV_ROOT/tools/peers/hf_speed.py" "$out/$KVASIR_DATE-hf-speed.json"
+  {
+    for batch in 1 16; do
+      echo "## decode batch $batch, prompt 1024, 32 new tokens"
+      "${cli[@]}" --prompt-tokens 1024 --max-tokens 32 --batch "$batch" --profile | sed -n '/^-- /,$p'
+    done
+    echo "## prefill 8192"
+    "${cli[@]}" --prompt-tokens 8192 --max-tokens 1 --max-context 8200 --profile | sed -n '/^-- /,$p'
+    for args in "--batch 1 --no-cuda-graphs" "--batch 1 --no-pdl" "--batch 1 --gemv-max-rows 0" \
+      "--batch 16 --gemv-max-rows 16" "--batch 16 --gemv-max-rows 0"; do
+      echo "## A/B: $args"
+      # shellcheck disable=SC2086
+      "${cli[@]}" --prompt-tokens 1024 --max-tokens 64 $args | grep '^-- '
+    done
+  } > "$out/profile.txt" 2>&1 || return 1
+  cat "$out/profile.txt"
+  # KVASIR_SPEED_HF=0 skips transformers (when this session already measured it).
+  [[ "${KVASIR_SPEED_HF:-1}" == 0 ]] || python3 "$KV_ROOT/tools/peers/hf_speed.py" "$out/$KVASIR_DATE-hf-speed.json"
+}
+
+# Per-kernel times and DRAM throughput, clocks left alone (device METHOD.md). Decode: kernels of
+# the second and later decode steps (the filter skips the prefill's); prefill: one 2048-token chunk.
+ncu_step() {
+  local root=$1 out=$2 cli=("$root/jre/bin/java" -jar "$root/kvasir-cli.jar" generate --model synthetic:llama3-8b
+    --device cuda --dtype bf16 --ignore-eos)
+  local ncu_bin metrics=gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed
+  ncu_bin=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
+  [[ -n "$ncu_bin" ]] || { echo "no ncu"; return 1; }
+  local common=("$ncu_bin" --clock-control none --target-processes all --csv --metrics "$metrics")
+  local filter='regex:gemv|attention|combine_splits|rms_norm|qkv_post|silu|sample_kernel|gemm|Gemm|Kernel|sm90|cutlass'
+  # Skips reach the decode steps: the prefill launches ~230 matching kernels per 2048-token step.
+  for run in "1 400" "16 2000"; do
+    read -r batch skip <<< "$run"
+    "${common[@]}" -k "$filter" --launch-skip "$skip" --launch-count 120 "${cli[@]}" --prompt-tokens 1024 \
+      --max-tokens 4 --batch "$batch" --no-cuda-graphs > "$out/ncu-decode-b$batch.csv" 2> "$out/ncu.err" || return 1
+  done
+  "${common[@]}" -k "$filter" --launch-skip 0 --launch-count 60 "${cli[@]}" --prompt-tokens 2048 --max-tokens 1 \
+    > "$out/ncu-prefill.csv" 2>> "$out/ncu.err" || return 1
 }
 
 case "${1:-}" in

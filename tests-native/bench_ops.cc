@@ -41,6 +41,7 @@ struct Figure {
   Roofline roofline;
   double bytes = 0, median_ms = 0, p10_ms = 0, p90_ms = 0, bytes_per_s = 0, ceiling = 0, fraction = 0, goal = 0;
   double same_size_copy_bytes_per_s = 0;  // a device copy of the same bytes, same run
+  double flops = 0, flops_per_s = 0, goal_flops_per_s = 0;  // compute ops (flops > 0)
   int runs_per_sample = 1;
   double single_run_ms = 0;  // one run alone, launch overhead included
   bool verified = false;
@@ -96,6 +97,7 @@ double ceiling_of(const kv_roofline& r, Roofline which) {
     case Roofline::kCopy: return r.copy_bytes_per_s;
     case Roofline::kHostToDevice: return r.h2d_bytes_per_s;
     case Roofline::kDeviceToHost: return r.d2h_bytes_per_s;
+    case Roofline::kCompute: return r.gemm_bf16_flops_per_s;
   }
   return 0;
 }
@@ -109,6 +111,8 @@ Figure measure(const CaseEntry& entry, kv_stream_t stream, const Options& opt, c
   f.roofline = c->roofline();
   f.bytes = c->bytes_moved();
   f.goal = c->goal();
+  f.flops = c->flops();
+  f.goal_flops_per_s = c->goal_flops_per_s();
   c->prepare(stream, opt.backend, seed_for(entry.name));
   c->run(stream);
   KVT_CHECK(kv_stream_synchronize(stream));
@@ -171,8 +175,13 @@ Figure measure(const CaseEntry& entry, kv_stream_t stream, const Options& opt, c
   f.p10_ms = percentile(f.samples_ms, 0.1);
   f.p90_ms = percentile(f.samples_ms, 0.9);
   f.bytes_per_s = f.bytes / (f.median_ms * 1e-3);
+  f.flops_per_s = f.flops / (f.median_ms * 1e-3);
   f.ceiling = ceiling_of(roof, f.roofline);
-  f.fraction = f.ceiling > 0 ? f.bytes_per_s / f.ceiling : 0;
+  // A compute op is judged by FLOP/s. The probe does not measure the bf16 tensor rate yet
+  // (gemm_bf16_flops_per_s = 0): such figures report achieved TFLOP/s and no fraction (NaN ->
+  // null in the record, "n/a" in the table) rather than a made-up ceiling.
+  const double achieved = f.roofline == Roofline::kCompute ? f.flops_per_s : f.bytes_per_s;
+  f.fraction = f.ceiling > 0 ? achieved / f.ceiling : (f.roofline == Roofline::kCompute ? NAN : 0);
   return f;
 }
 
@@ -183,6 +192,20 @@ std::string device_line(kv_backend backend) {
   s << p.name << " (" << p.arch << ", " << p.total_memory_bytes / (1 << 20) << " MiB, " << p.compute_units
     << (backend == KV_BACKEND_CUDA ? " SMs)" : " threads)");
   return s.str();
+}
+
+// A figure's goal: a fraction of its roofline or, for compute ops, an absolute FLOP/s rate.
+bool has_goal(const Figure& f) { return f.goal > 0 || f.goal_flops_per_s > 0; }
+bool goal_met(const Figure& f) {
+  return f.goal > 0 ? f.fraction >= f.goal : f.flops_per_s >= f.goal_flops_per_s;
+}
+const char* goal_met_json(const Figure& f) { return has_goal(f) ? (goal_met(f) ? "true" : "false") : "null"; }
+
+std::string tflops(double flops_per_s) {
+  char buf[32];
+  const double t = flops_per_s / 1e12;
+  std::snprintf(buf, sizeof buf, t >= 1 ? "%.1f" : "%.3g", t);  // CPU rates are a few GFLOP/s
+  return buf;
 }
 
 void write_json(const std::string& path, const Options& opt, const kv_roofline& roof, const std::vector<Figure>& figs,
@@ -201,7 +224,8 @@ void write_json(const std::string& path, const Options& opt, const kv_roofline& 
       << ", \"copy_bytes_per_s\": " << num(roof.copy_bytes_per_s) << ", \"h2d_bytes_per_s\": "
       << num(roof.h2d_bytes_per_s > 0 ? roof.h2d_bytes_per_s : NAN) << ", \"d2h_bytes_per_s\": "
       << num(roof.d2h_bytes_per_s > 0 ? roof.d2h_bytes_per_s : NAN)
-      << ", \"gemm_bf16_flops_per_s\": null, \"probe_buffer_bytes\": " << roof.buffer_bytes
+      << ", \"gemm_bf16_flops_per_s\": " << num(roof.gemm_bf16_flops_per_s > 0 ? roof.gemm_bf16_flops_per_s : NAN)
+      << ", \"probe_buffer_bytes\": " << roof.buffer_bytes
       << ", \"probe_repetitions\": " << roof.repetitions << "},\n  \"figures\": [\n";
   for (size_t i = 0; i < figs.size(); ++i) {
     const Figure& f = figs[i];
@@ -210,9 +234,12 @@ void write_json(const std::string& path, const Options& opt, const kv_roofline& 
         << "\", \"bytes\": " << num(f.bytes) << ", \"runs_per_sample\": " << f.runs_per_sample << ", \"single_run_ms\": " << num(f.single_run_ms)
         << ", \"median_ms\": " << num(f.median_ms) << ", \"p10_ms\": "
         << num(f.p10_ms) << ", \"p90_ms\": " << num(f.p90_ms) << ", \"bytes_per_s\": " << num(f.bytes_per_s)
+        << ", \"flops\": " << (f.flops > 0 ? num(f.flops) : "null")
+        << ", \"flops_per_s\": " << (f.flops > 0 ? num(f.flops_per_s) : "null")
         << ", \"fraction_of_roofline\": " << num(f.fraction) << ", \"same_size_copy_bytes_per_s\": "
         << (f.same_size_copy_bytes_per_s > 0 ? num(f.same_size_copy_bytes_per_s) : "null") << ", \"goal\": " << (f.goal > 0 ? num(f.goal) : "null")
-        << ", \"goal_met\": " << (f.goal > 0 ? (f.fraction >= f.goal ? "true" : "false") : "null")
+        << ", \"goal_flops_per_s\": " << (f.goal_flops_per_s > 0 ? num(f.goal_flops_per_s) : "null")
+        << ", \"goal_met\": " << goal_met_json(f)
         << ", \"verified\": " << (opt.verify ? (f.verified ? "true" : "false") : "null");
     if (!f.verify_error.empty()) out << ", \"verify_error\": \"" << json_escape(f.verify_error) << "\"";
     out << ", \"samples_ms\": [";
@@ -239,20 +266,25 @@ void write_markdown(std::ostream& out, const Options& opt, const kv_roofline& ro
       << gbs(roof.copy_bytes_per_s) << " GB/s";
   if (roof.h2d_bytes_per_s > 0)
     out << ", pinned H2D " << gbs(roof.h2d_bytes_per_s) << " GB/s, D2H " << gbs(roof.d2h_bytes_per_s) << " GB/s";
+  if (roof.gemm_bf16_flops_per_s > 0) out << ", bf16 compute " << tflops(roof.gemm_bf16_flops_per_s) << " TFLOP/s";
+  else out << "; no bf16 compute ceiling yet (compute ops report achieved TFLOP/s, no fraction)";
   out << "\n\nTimes are per run, the median over batches of back-to-back runs; \"alone\" is one run by itself, "
          "host launch overhead included. \"same-size copy\" is a device copy of the case's own bytes in the same "
          "run (the copy ceiling itself comes from a 2 GiB copy).\n\n"
-      << "| op | params | median ms | alone ms | GB/s | roofline | % of roofline | same-size copy GB/s | goal | verified |\n"
-      << "|---|---|---:|---:|---:|---|---:|---:|---|---|\n";
+      << "| op | params | median ms | alone ms | GB/s | TFLOP/s | roofline | % of roofline | same-size copy GB/s | goal | verified |\n"
+      << "|---|---|---:|---:|---:|---:|---|---:|---:|---|---|\n";
   for (const Figure& f : figs) {
     char pct[16];
-    std::snprintf(pct, sizeof pct, "%.1f%%", 100 * f.fraction);
-    std::string goal = f.goal > 0 ? (std::to_string(static_cast<int>(std::lround(f.goal * 100))) + "% " +
-                                     (f.fraction >= f.goal ? "met" : "MISSED"))
-                                  : "";
+    if (std::isfinite(f.fraction)) std::snprintf(pct, sizeof pct, "%.1f%%", 100 * f.fraction);
+    else std::snprintf(pct, sizeof pct, "n/a");
+    std::string goal;
+    if (f.goal > 0) goal = std::to_string(static_cast<int>(std::lround(f.goal * 100))) + "%";
+    else if (f.goal_flops_per_s > 0) goal = tflops(f.goal_flops_per_s) + " TFLOP/s";
+    if (has_goal(f)) goal += goal_met(f) ? " met" : " MISSED";
     out << "| " << f.op << (f.baseline ? " (baseline)" : "") << " | " << f.params << " | " << num(f.median_ms) << " | "
         << num(f.single_run_ms) << " | "
-        << gbs(f.bytes_per_s) << " | " << roofline_name(f.roofline) << " | " << pct << " | "
+        << gbs(f.bytes_per_s) << " | " << (f.flops > 0 ? tflops(f.flops_per_s) : std::string()) << " | "
+        << roofline_name(f.roofline) << " | " << pct << " | "
         << (f.same_size_copy_bytes_per_s > 0 ? gbs(f.same_size_copy_bytes_per_s) : std::string()) << " | " << goal << " | "
         << (opt.verify ? (f.verified ? "yes" : "NO: " + f.verify_error) : "skipped") << " |\n";
   }
@@ -325,8 +357,12 @@ int bench_main(int argc, char** argv) {
     std::printf("%-100s ", e.name.c_str());
     std::fflush(stdout);
     Figure f = measure(e, stream, opt, roof);
-    std::printf("%9.3f ms %8s GB/s %5.1f%% of %s%s\n", f.median_ms, gbs(f.bytes_per_s).c_str(), 100 * f.fraction,
-                roofline_name(f.roofline), opt.verify && !f.verified ? "  VERIFY FAILED" : "");
+    if (f.flops > 0)
+      std::printf("%9.3f ms %8s TFLOP/s %8s GB/s%s\n", f.median_ms, tflops(f.flops_per_s).c_str(),
+                  gbs(f.bytes_per_s).c_str(), opt.verify && !f.verified ? "  VERIFY FAILED" : "");
+    else
+      std::printf("%9.3f ms %8s GB/s %5.1f%% of %s%s\n", f.median_ms, gbs(f.bytes_per_s).c_str(), 100 * f.fraction,
+                  roofline_name(f.roofline), opt.verify && !f.verified ? "  VERIFY FAILED" : "");
     if (opt.verify && !f.verified) ++failures;
     figs.push_back(std::move(f));
   }

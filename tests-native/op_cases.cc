@@ -19,6 +19,7 @@ const char* roofline_name(Roofline r) {
     case Roofline::kCopy: return "copy";
     case Roofline::kHostToDevice: return "h2d";
     case Roofline::kDeviceToHost: return "d2h";
+    case Roofline::kCompute: return "bf16 compute";
   }
   return "?";
 }
@@ -267,6 +268,138 @@ class AttentionDecodeCase : public OpCase {
   std::unique_ptr<GuardedBuffer> qb_, kb_, vb_, ob_, lb_, wsb_;
 };
 
+// ----------------------------------------------------------------------------- prefill
+
+// Causal prefill attention over contiguous K/V. Small cases check every output row; large
+// (perf) cases check every output for being written and a fixed sample of query tokens
+// (the first and last rows, rows around tile and key-block boundaries, evenly spaced others)
+// against the reference, which would otherwise take minutes.
+class AttentionPrefillCase : public OpCase {
+ public:
+  AttentionPrefillCase(kv_dtype dtype, int32_t batch, int32_t q_len, int64_t kv_len, int32_t hq, int32_t hkv,
+                       int32_t d, float scale_mult, bool sample_rows = false, double goal_tflops = 0.0)
+      : dtype_(dtype), batch_(batch), q_len_(q_len), kv_len_(kv_len), hq_(hq), hkv_(hkv), d_(d),
+        scale_mult_(scale_mult), sample_rows_(sample_rows), goal_tflops_(goal_tflops) {}
+
+  std::string op() const override { return "attention_prefill"; }
+  std::string params() const override {
+    std::ostringstream s;
+    s << "dtype=" << dtype_name(dtype_) << ",b=" << batch_ << ",q_len=" << q_len_ << ",kv_len=" << kv_len_
+      << ",hq=" << hq_ << ",hkv=" << hkv_ << ",d=" << d_ << ",scale=" << scale_mult_ << "/sqrt(d)";
+    return s.str();
+  }
+
+  void prepare(kv_stream_t stream, kv_backend backend, uint64_t seed) override {
+    std::mt19937_64 rng(seed);
+    q_ = random_typed(dtype_, q_elems(), rng, -1.f, 1.f);
+    k_ = random_typed(dtype_, kv_elems(), rng, -1.f, 1.f);
+    v_ = random_typed(dtype_, kv_elems(), rng, -1.f, 1.f);
+    auto upload = [&](const TypedData& t) {
+      auto raw = t.raw();
+      auto b = std::make_unique<GuardedBuffer>(stream, backend, KV_MEM_DEVICE, std::max<size_t>(raw.size(), 1));
+      if (!raw.empty()) b->upload(raw.data(), raw.size());
+      return b;
+    };
+    qb_ = upload(q_);
+    kb_ = upload(k_);
+    vb_ = upload(v_);
+    ob_ = std::make_unique<GuardedBuffer>(stream, backend, KV_MEM_DEVICE, std::max<size_t>(q_elems(), 1) * dtype_bytes(dtype_));
+    lb_ = std::make_unique<GuardedBuffer>(stream, backend, KV_MEM_DEVICE, std::max<size_t>(rows(), 1) * 4);
+    ob_->fill(0xFF);  // NaN: an element left unwritten is caught
+    lb_->fill(0xFF);
+  }
+
+  void run(kv_stream_t stream) override {
+    KVT_CHECK(kv_attention_prefill_async(stream, dtype_, qb_->data(), kb_->data(), vb_->data(), ob_->data(),
+                                         static_cast<float*>(lb_->data()), batch_, q_len_, kv_len_, hq_, hkv_, d_,
+                                         scale()));
+  }
+
+  std::vector<std::string> verify() override {
+    std::vector<std::string> failures;
+    std::vector<float> o = read_floats(*ob_, dtype_, q_elems());
+    std::vector<float> lse = lb_->download_all<float>();
+    lse.resize(rows());
+    check_written(*ob_, o, "o", failures);
+    check_written(*lb_, lse, "lse", failures);
+    const std::vector<int64_t> tokens = checked_tokens();
+    StateRef ref = prefill_reference(q_.values, k_.values, v_.values, batch_, q_len_, kv_len_, hq_, hkv_, d_, scale(),
+                                     dtype_, tokens);
+    // The outputs of the checked tokens, in the reference's row order.
+    std::vector<float> o_sel, lse_sel;
+    o_sel.reserve(ref.o.size());
+    lse_sel.reserve(ref.lse.size());
+    const size_t row_elems = static_cast<size_t>(hq_) * d_;
+    for (int64_t t : tokens) {
+      o_sel.insert(o_sel.end(), o.begin() + t * row_elems, o.begin() + (t + 1) * row_elems);
+      lse_sel.insert(lse_sel.end(), lse.begin() + t * hq_, lse.begin() + (t + 1) * hq_);
+    }
+    CompareResult co = compare(o_sel, ref.o, ref.o_bound, "o");
+    CompareResult cl = compare(lse_sel, ref.lse, ref.lse_bound, "lse");
+    auto locate = [&](const CompareResult& c, int64_t per_row) {
+      if (c.ok) return std::string();
+      const int64_t row = c.first_bad / per_row;  // (checked token, head)
+      const int64_t token = tokens[row / hq_];
+      std::ostringstream s;
+      s << " (batch " << token / q_len_ << ", query " << token % q_len_ << ", head " << row % hq_ << ")";
+      return s.str();
+    };
+    if (!co.ok) failures.push_back(co.message + locate(co, d_));
+    if (!cl.ok) failures.push_back(cl.message + locate(cl, 1));
+    worst_ = std::max(co.worst_ratio, cl.worst_ratio);
+    return failures;
+  }
+  double worst_error_ratio() const override { return worst_; }
+
+  double bytes_moved() const override {
+    const double sz = static_cast<double>(dtype_bytes(dtype_));
+    return 2.0 * q_elems() * sz + 2.0 * kv_elems() * sz + rows() * 4.0;
+  }
+  // 4 d flops per unmasked (query, key) pair and head: 2 d for Q K^T, 2 d for P V.
+  double flops() const override {
+    const double pairs = static_cast<double>(q_len_) * (kv_len_ - q_len_) + 0.5 * q_len_ * (q_len_ + 1.0);
+    return 4.0 * d_ * hq_ * batch_ * pairs;
+  }
+  Roofline roofline() const override { return Roofline::kCompute; }
+  double goal_flops_per_s() const override { return goal_tflops_ * 1e12; }
+
+ private:
+  float scale() const { return scale_mult_ / std::sqrt(static_cast<float>(d_)); }
+  size_t q_elems() const { return static_cast<size_t>(batch_) * q_len_ * hq_ * d_; }
+  size_t kv_elems() const { return static_cast<size_t>(batch_) * kv_len_ * hkv_ * d_; }
+  size_t rows() const { return static_cast<size_t>(batch_) * q_len_ * hq_; }
+
+  std::vector<int64_t> checked_tokens() const {
+    std::vector<int64_t> tokens;
+    if (!sample_rows_) {
+      for (int64_t t = 0; t < static_cast<int64_t>(batch_) * q_len_; ++t) tokens.push_back(t);
+      return tokens;
+    }
+    std::vector<int64_t> queries = {0, 1, 63, 64, 127, 128, q_len_ / 2, q_len_ - 129, q_len_ - 128,
+                                    q_len_ - 65, q_len_ - 64, q_len_ - 2, q_len_ - 1};
+    for (int32_t j = 1; j < 8; ++j) queries.push_back(static_cast<int64_t>(q_len_) * j / 8 + j);
+    std::sort(queries.begin(), queries.end());
+    queries.erase(std::unique(queries.begin(), queries.end()), queries.end());
+    for (int64_t b : {int64_t{0}, static_cast<int64_t>(batch_) - 1}) {
+      for (int64_t i : queries)
+        if (i >= 0 && i < q_len_) tokens.push_back(b * q_len_ + i);
+      if (batch_ == 1) break;
+    }
+    return tokens;
+  }
+
+  kv_dtype dtype_;
+  int32_t batch_, q_len_;
+  int64_t kv_len_;
+  int32_t hq_, hkv_, d_;
+  float scale_mult_;
+  bool sample_rows_;
+  double goal_tflops_;
+  double worst_ = 0.0;
+  TypedData q_{KV_DTYPE_F32, {}}, k_{KV_DTYPE_F32, {}}, v_{KV_DTYPE_F32, {}};
+  std::unique_ptr<GuardedBuffer> qb_, kb_, vb_, ob_, lb_;
+};
+
 // ----------------------------------------------------------------------------- page copy
 
 enum class Indexing { kGather, kScatter, kBoth };
@@ -425,6 +558,27 @@ std::vector<CaseEntry> test_cases() {
       cases.push_back(entry<AttentionDecodeCase>(t, 1, 16, 2, d, int64_t{4099}, 8.f, Workspace::kSmall));
     }
   }
+  for (kv_dtype t : {KV_DTYPE_F32, KV_DTYPE_BF16}) {
+    // Prefill: (b, q_len, kv_len, hq, hkv, scale). The CUDA tensor-core tile is 128 queries x
+    // 64 keys: whole prompts (q_len = kv_len) and chunks after a cached prefix (q_len < kv_len),
+    // q_len below, at and past one tile, kv_len off the 64-key grid, GQA groups 1, 3, 4, 7,
+    // odd head counts, single-query rows, batches.
+    struct Shape {
+      int32_t b, q_len;
+      int64_t kv_len;
+      int32_t hq, hkv;
+      float scale;
+    };
+    const Shape shapes[] = {{1, 77, 77, 4, 4, 1.f},    {2, 40, 200, 8, 2, 1.f},  {1, 130, 130, 12, 4, 4.f},
+                            {3, 1, 65, 7, 1, 1.f},     {1, 128, 192, 2, 1, 1.f}, {2, 129, 321, 3, 3, 8.f},
+                            {1, 5, 5, 2, 1, 1.f}};
+    for (int32_t d : {64, 128, 256})
+      for (const Shape& sh : shapes)
+        cases.push_back(entry<AttentionPrefillCase>(t, sh.b, sh.q_len, sh.kv_len, sh.hq, sh.hkv, d, sh.scale));
+    // Long: several query tiles and key blocks per row, whole prompt and chunk.
+    cases.push_back(entry<AttentionPrefillCase>(t, 1, 1000, int64_t{1000}, 4, 1, 128, 1.f));
+    cases.push_back(entry<AttentionPrefillCase>(t, 2, 1000, int64_t{1100}, 2, 2, 64, 2.f));
+  }
   for (kv_mem_tier src : {KV_MEM_DEVICE, KV_MEM_PINNED_HOST})
     for (kv_mem_tier dst : {KV_MEM_DEVICE, KV_MEM_PINNED_HOST}) {
       for (Indexing ix : {Indexing::kGather, Indexing::kScatter, Indexing::kBoth})
@@ -468,6 +622,14 @@ std::vector<CaseEntry> perf_cases() {
     cases.push_back(entry<AttentionDecodeCase>(t, 1, 32, 8, 128, int64_t{32768}, 1.f, Workspace::kFull));
     cases.push_back(entry<AttentionDecodeCase>(t, 16, 32, 8, 128, int64_t{8192}, 1.f, Workspace::kFull));
   }
+  // Causal prefill, bf16, against the bf16 tensor rate (achieved TFLOP/s only while the probe
+  // does not measure one). Acceptance: q_len = kv_len = 8192, 32 q / 8 kv heads, head_dim 128,
+  // >= 300 TFLOP/s on an H200. Rows are sampled for verification (see AttentionPrefillCase).
+  cases.push_back(entry<AttentionPrefillCase>(KV_DTYPE_BF16, 1, 8192, int64_t{8192}, 32, 8, 128, 1.f, true, 300.0));
+  cases.push_back(entry<AttentionPrefillCase>(KV_DTYPE_BF16, 1, 8192, int64_t{8192}, 32, 8, 64, 1.f, true, 0.0));
+  cases.push_back(entry<AttentionPrefillCase>(KV_DTYPE_BF16, 4, 2048, int64_t{2048}, 32, 8, 128, 1.f, true, 0.0));
+  cases.push_back(entry<AttentionPrefillCase>(KV_DTYPE_BF16, 1, 2048, int64_t{8192}, 32, 8, 128, 1.f, true, 0.0));
+  cases.push_back(entry<AttentionPrefillCase>(KV_DTYPE_BF16, 16, 512, int64_t{512}, 32, 8, 128, 1.f, true, 0.0));
   return cases;
 }
 

@@ -14,7 +14,9 @@
 namespace kvt {
 
 // The ceiling a case's figure is divided by (DESIGN.md "Rooflines").
-enum class Roofline { kRead, kCopy, kHostToDevice, kDeviceToHost };
+// kCompute is the dense bf16 tensor rate (kv_roofline.gemm_bf16_flops_per_s); while the probe
+// does not measure it (0), compute-bound cases report achieved FLOP/s without a fraction.
+enum class Roofline { kRead, kCopy, kHostToDevice, kDeviceToHost, kCompute };
 const char* roofline_name(Roofline r);
 
 class OpCase {
@@ -40,6 +42,10 @@ class OpCase {
   virtual Roofline roofline() const = 0;
   // Fraction of the roofline the issue sets as the goal, 0 when none.
   virtual double goal() const { return 0.0; }
+  // Floating-point operations of one run (0: not a compute op) and an absolute goal in FLOP/s
+  // (0: none), for ops judged by arithmetic rate.
+  virtual double flops() const { return 0.0; }
+  virtual double goal_flops_per_s() const { return 0.0; }
   // Some cases are baselines measured beside a kernel, not kernels themselves.
   virtual bool is_baseline() const { return false; }
 };

@@ -104,6 +104,66 @@ StateRef attention_reference(const std::vector<float>& q, const std::vector<floa
   return r;
 }
 
+StateRef prefill_reference(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
+                           int32_t batch, int32_t q_len, int64_t kv_len, int32_t hq, int32_t hkv, int32_t d,
+                           double scale, kv_dtype dtype, const std::vector<int64_t>& tokens) {
+  (void)batch;
+  StateRef r;
+  const int64_t rows = static_cast<int64_t>(tokens.size()) * hq;
+  r.o.assign(rows * d, 0.0);
+  r.lse.assign(rows, -kInf);
+  r.o_bound.assign(rows * d, 0.0);
+  r.lse_bound.assign(rows, 0.0);
+  const int32_t group = hq / hkv;
+  const double u_p = dtype == KV_DTYPE_BF16 ? kUBf16 : 0.0;
+  std::vector<double> s, p, acc(d), abs_acc(d);
+  for (size_t ti = 0; ti < tokens.size(); ++ti) {
+    const int64_t token = tokens[ti];
+    const int64_t b = token / q_len, i = token % q_len;
+    const int64_t n = kv_len - q_len + i + 1;
+    s.resize(n);
+    p.resize(n);
+    for (int32_t h = 0; h < hq; ++h) {
+      const int64_t row = static_cast<int64_t>(ti) * hq + h;
+      const float* qh = q.data() + (token * hq + h) * d;
+      const int32_t kvh = h / group;
+      double m = -kInf, s_min = kInf, max_e = 0.0;
+      for (int64_t t = 0; t < n; ++t) {
+        const float* kt = k.data() + ((b * kv_len + t) * hkv + kvh) * d;
+        double dot = 0.0, abs_dot = 0.0;
+        for (int32_t j = 0; j < d; ++j) {
+          dot += static_cast<double>(qh[j]) * kt[j];
+          abs_dot += std::fabs(static_cast<double>(qh[j]) * kt[j]);
+        }
+        s[t] = scale * dot;
+        max_e = std::max(max_e, (gamma(2.0 * d) + 3 * kU32) * scale * abs_dot);
+        m = std::max(m, s[t]);
+        s_min = std::min(s_min, s[t]);
+      }
+      double sum = 0.0;
+      for (int64_t t = 0; t < n; ++t) sum += (p[t] = std::exp(s[t] - m));
+      std::fill(acc.begin(), acc.end(), 0.0);
+      std::fill(abs_acc.begin(), abs_acc.end(), 0.0);
+      for (int64_t t = 0; t < n; ++t) {
+        const double pt = p[t] / sum;
+        const float* vt = v.data() + ((b * kv_len + t) * hkv + kvh) * d;
+        for (int32_t j = 0; j < d; ++j) {
+          acc[j] += pt * vt[j];
+          abs_acc[j] += pt * std::fabs(static_cast<double>(vt[j]));
+        }
+      }
+      const double E = 2 * max_e + 2 * kU32 * (m - s_min) + 4 * kU32 + (6.0 * n + 8) * kU32;
+      for (int32_t j = 0; j < d; ++j) {
+        r.o[row * d + j] = acc[j];
+        r.o_bound[row * d + j] = (E + u_p) * abs_acc[j] + (dtype == KV_DTYPE_BF16 ? kUBf16 * std::fabs(acc[j]) : 0.0);
+      }
+      r.lse[row] = m + std::log(sum);
+      r.lse_bound[row] = E + 4 * kU32 * std::fabs(r.lse[row]);
+    }
+  }
+  return r;
+}
+
 CompareResult compare(const std::vector<float>& got, const std::vector<double>& ref, const std::vector<double>& bound,
                       const char* what) {
   CompareResult c;

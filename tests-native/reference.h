@@ -52,6 +52,25 @@ StateRef attention_reference(const std::vector<float>& q, const std::vector<floa
                              int32_t batch, int32_t hq, int32_t hkv, int32_t d, int64_t len, double scale,
                              kv_dtype out_dtype);
 
+// Causal prefill attention: q [b][q_len][hq][d], k, v [b][kv_len][hkv][d]; query i sits at
+// position kv_len - q_len + i and attends the n = kv_len - q_len + i + 1 keys [0, that position].
+// Only the query tokens listed in `tokens` (b * q_len + i) are computed; result row
+// t * hq + h is head h of tokens[t].
+//
+// Bound: the decode bound above with n keys, no split merge, and what tensor cores change:
+//  - a score is accumulated in fp32 that may truncate instead of round (an error below one
+//    ulp, 2u, per addition), so e_i = (gamma_2d + 3u) scale sum_j |q_j k_ij|;
+//  - the output and normalizer accumulate n terms the same way, (6 n + 8) u instead of (3 n + 8) u;
+//  - bf16: the probabilities are rounded to bf16 (relative error <= u_bf16) before they multiply
+//    V, while the normalizer sums the unrounded fp32 probabilities, so o moves by at most
+//    u_bf16 sum_i p_i |v_i| (counted for every bf16 run; a kernel that keeps P in fp32 is inside it).
+// Hence, with E = 2 max_i e_i + 2u max_i |s_i - m| + 4u + (6 n + 8) u,
+//   |o~ - o| <= (E + u_bf16 [bf16]) sum_i p_i |v_i| + u_bf16 |o| [bf16 output],
+//   |lse~ - lse| <= E + 4u |lse|.
+StateRef prefill_reference(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
+                           int32_t batch, int32_t q_len, int64_t kv_len, int32_t hq, int32_t hkv, int32_t d,
+                           double scale, kv_dtype dtype, const std::vector<int64_t>& tokens);
+
 struct CompareResult {
   bool ok = true;
   int64_t first_bad = -1;

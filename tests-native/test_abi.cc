@@ -282,6 +282,24 @@ TEST_P(BackendTest, OperationsRejectBadArgumentsByName) {
          KV_STATUS_INVALID_ARGUMENT, "k is NULL");
   expect(kv_attention_decode_async(stream_, KV_DTYPE_BF16, p, p, p, p, f, 1, 8, 2, 64, -3, 0.1f, nullptr, 0),
          KV_STATUS_INVALID_ARGUMENT, "kv_len=-3");
+  expect(kv_attention_prefill_async(stream_, KV_DTYPE_BF16, p, p, p, p, f, 1, 16, 16, 8, 2, 96, 0.1f),
+         KV_STATUS_UNSUPPORTED, "head_dim=96");
+  expect(kv_attention_prefill_async(stream_, KV_DTYPE_BF16, p, p, p, p, f, 1, 16, 8, 8, 2, 64, 0.1f),
+         KV_STATUS_INVALID_ARGUMENT, "kv_len=8 must be >= q_len=16");
+  expect(kv_attention_prefill_async(stream_, KV_DTYPE_BF16, p, p, p, p, f, 1, -1, 8, 8, 2, 64, 0.1f),
+         KV_STATUS_INVALID_ARGUMENT, "q_len=-1");
+  expect(kv_attention_prefill_async(stream_, KV_DTYPE_BF16, p, p, p, p, f, 1, 16, 16, 6, 4, 64, 0.1f),
+         KV_STATUS_INVALID_ARGUMENT, "num_q_heads=6");
+  expect(kv_attention_prefill_async(stream_, KV_DTYPE_BF16, p, p, p, p, f, 1, 16, 16, 8, 2, 64, -1.f),
+         KV_STATUS_INVALID_ARGUMENT, "sm_scale");
+  expect(kv_attention_prefill_async(stream_, KV_DTYPE_F32, p, p, nullptr, p, f, 1, 16, 16, 8, 2, 64, 0.1f),
+         KV_STATUS_INVALID_ARGUMENT, "v is NULL");
+  expect(kv_attention_prefill_async(stream_, static_cast<kv_dtype>(2), p, p, p, p, f, 1, 16, 16, 8, 2, 64, 0.1f),
+         KV_STATUS_INVALID_ARGUMENT, "dtype=2");
+  // q_len = 0 is a no-op before any pointer is looked at.
+  EXPECT_EQ(kv_attention_prefill_async(stream_, KV_DTYPE_BF16, nullptr, nullptr, nullptr, nullptr, nullptr, 1, 0, 5, 8,
+                                       2, 64, 0.1f),
+            KV_STATUS_OK);
   expect(kv_page_copy_async(stream_, p, 4, p, 4, 0, nullptr, nullptr, 1), KV_STATUS_INVALID_ARGUMENT, "page_bytes");
   expect(kv_page_copy_async(stream_, p, 2, p, 8, 64, nullptr, nullptr, 3), KV_STATUS_INVALID_ARGUMENT, "dst_capacity_pages=2");
   expect(kv_roofline_probe(stream_, 100, 1, nullptr), KV_STATUS_INVALID_ARGUMENT, "out is NULL");
@@ -290,6 +308,10 @@ TEST_P(BackendTest, OperationsRejectBadArgumentsByName) {
     std::vector<float> host(1024);
     expect(kv_merge_state_async(stream_, KV_DTYPE_F32, host.data(), f, p, f, p, f, 4, 8), KV_STATUS_INVALID_ARGUMENT,
            "o_a points to pageable host memory");
+    // The tensor-core prefill copies rows in 16-byte pieces.
+    char* bytes = static_cast<char*>(p);
+    expect(kv_attention_prefill_async(stream_, KV_DTYPE_BF16, bytes + 2, p, p, p, f, 1, 4, 4, 2, 1, 64, 0.1f),
+           KV_STATUS_INVALID_ARGUMENT, "16-byte aligned");
   }
   kv_buffer_free(buf);
 }

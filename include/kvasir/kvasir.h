@@ -37,7 +37,7 @@ extern "C" {
 /* ------------------------------------------------------------------ version, status */
 
 /** Version of this header. The Java bindings refuse a library reporting another one. */
-#define KV_ABI_VERSION 2
+#define KV_ABI_VERSION 3
 
 typedef enum kv_status {
   KV_STATUS_OK = 0,
@@ -263,6 +263,30 @@ KV_API uint64_t kv_attention_decode_workspace_bytes(kv_stream_t stream, int32_t 
                                                     int32_t num_q_heads, int32_t head_dim,
                                                     int64_t kv_len);
 
+/* ------------------------------------------------------------------ causal prefill attention */
+
+/**
+ * Causal attention of the last q_len positions of each sequence (a prompt, or a prompt chunk
+ * after kv_len - q_len cached tokens) over contiguous K/V, GQA-aware, returning the attention
+ * state of every query.
+ *   q   [batch][q_len][num_q_heads][head_dim]          dtype, stream memory
+ *   k,v [batch][kv_len][num_kv_heads][head_dim]        dtype, stream memory
+ *   o   [batch][q_len][num_q_heads][head_dim]          dtype, written
+ *   lse [batch][q_len][num_q_heads]                    fp32 natural log, written (may be NULL)
+ * Query i sits at position kv_len - q_len + i and attends keys [0, kv_len - q_len + i].
+ * kv_len >= q_len; q_len = 0 or batch = 0 does nothing. Query head h reads KV head
+ * h / (num_q_heads / num_kv_heads). head_dim is 64, 128 or 256; num_q_heads is a multiple of
+ * num_kv_heads; sm_scale > 0 and finite (usually 1/sqrt(head_dim)).
+ * CUDA: bf16 with head_dim 64 or 128 runs on tensor cores (FlashAttention-2 style, fp32
+ * accumulation; the probabilities are rounded to bf16 before they multiply V) and needs q, k,
+ * v and o 16-byte aligned. f32, and head_dim 256, run a simple fp32 kernel (one warp per query
+ * row and head): correct, not fast. kv_len < 2^31 on CUDA.
+ */
+KV_API kv_status kv_attention_prefill_async(kv_stream_t stream, kv_dtype dtype, const void* q, const void* k,
+                                            const void* v, void* o, float* lse, int32_t batch, int32_t q_len,
+                                            int64_t kv_len, int32_t num_q_heads, int32_t num_kv_heads,
+                                            int32_t head_dim, float sm_scale);
+
 /* ------------------------------------------------------------------ roofline probe */
 
 /**
@@ -408,6 +432,28 @@ KV_API kv_status kv_model_step(kv_model_t model, kv_kv_cache_t cache, int32_t nu
                                const float* temperature, const int32_t* top_k, const float* top_p,
                                const float* min_p, const float* repetition_penalty, const uint64_t* seed,
                                const uint64_t* request_id, int32_t* sampled, float* logits);
+
+/**
+ * A tuning or diagnostic option of a model, by name (an unknown name or value is refused):
+ *   "cuda_graphs"    1 (default): decode steps of a CUDA model replay a CUDA graph captured the
+ *                    second time a batch shape is seen; 0: every step launches its kernels.
+ *   "pdl"            1 (default): a CUDA step's kernels use programmatic dependent launch (each
+ *                    may start while its predecessor drains; sm_90); 0: plain stream order.
+ *   "gemv_max_rows"  CUDA bf16 models: steps of at most this many tokens (0..16, default 8) run
+ *                    their projections with Kvasir's weight-streaming GEMV kernel instead of cuBLAS.
+ *   "profile"        1: CUDA steps time every stage with events (graphs are not used meanwhile) and
+ *                    keep the totals for kv_model_profile_read; 0: stop and clear.
+ */
+KV_API kv_status kv_model_set_option(kv_model_t model, const char* name, int64_t value);
+
+/**
+ * The stage totals gathered while "profile" was on, as text: a header line, then one line per
+ * (step kind, stage): "decode|prefill <stage> <calls> <total_ms>", and lines "<kind> host_step
+ * <steps> <total_ms>" with the host wall time of the same steps. Written NUL-terminated into buf
+ * (truncated to capacity; buf may be NULL when capacity is 0); *needed_out (may be NULL) gets the
+ * full length plus one. CPU models give an empty table.
+ */
+KV_API kv_status kv_model_profile_read(kv_model_t model, char* buf, uint64_t capacity, uint64_t* needed_out);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -194,6 +194,57 @@ uint64_t kv_attention_decode_workspace_bytes(kv_stream_t stream, int32_t batch, 
   return 0;  // the CPU backend keeps its own scratch
 }
 
+kv_status kv_attention_prefill_async(kv_stream_t stream, kv_dtype dtype, const void* q, const void* k, const void* v,
+                                     void* o, float* lse, int32_t batch, int32_t q_len, int64_t kv_len,
+                                     int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim, float sm_scale) {
+  KV_API_BEGIN
+  auto& s = kv::require_stream(stream);
+  kv::check_dtype(dtype);
+  KV_REQUIRE(batch >= 0, "batch=", batch, " must be >= 0");
+  KV_REQUIRE(q_len >= 0, "q_len=", q_len, " must be >= 0");
+  KV_REQUIRE(kv_len >= q_len, "kv_len=", kv_len, " must be >= q_len=", q_len,
+             " (the queries are the last q_len of kv_len positions)");
+  KV_REQUIRE(num_kv_heads > 0, "num_kv_heads=", num_kv_heads, " must be > 0");
+  KV_REQUIRE(num_q_heads > 0 && num_q_heads % num_kv_heads == 0, "num_q_heads=", num_q_heads,
+             " must be a positive multiple of num_kv_heads=", num_kv_heads);
+  if (head_dim != 64 && head_dim != 128 && head_dim != 256)
+    kv::fail(KV_STATUS_UNSUPPORTED, "head_dim=", head_dim, " is not supported (64, 128 or 256)");
+  KV_REQUIRE(std::isfinite(sm_scale) && sm_scale > 0.f, "sm_scale=", sm_scale, " must be finite and > 0");
+  const int64_t batches = batch > 0 ? batch : 1;
+  KV_REQUIRE(kv_len <= kv::kMaxElements / (static_cast<int64_t>(num_kv_heads) * head_dim) / batches,
+             "batch * kv_len * num_kv_heads * head_dim is too large");
+  KV_REQUIRE(q_len <= kv::kMaxElements / (static_cast<int64_t>(num_q_heads) * head_dim) / batches,
+             "batch * q_len * num_q_heads * head_dim is too large");
+  if (batch == 0 || q_len == 0) return KV_STATUS_OK;
+  kv::check_tensor(s, q, "q");
+  kv::check_tensor(s, k, "k");
+  kv::check_tensor(s, v, "v");
+  kv::check_tensor(s, o, "o");
+  if (lse) kv::check_tensor(s, lse, "lse");
+  kv::AttentionPrefillArgs a;
+  a.dtype = dtype;
+  a.q = q;
+  a.k = k;
+  a.v = v;
+  a.o = o;
+  a.lse = lse;
+  a.batch = batch;
+  a.q_len = q_len;
+  a.kv_len = kv_len;
+  a.num_q_heads = num_q_heads;
+  a.num_kv_heads = num_kv_heads;
+  a.head_dim = head_dim;
+  a.sm_scale = sm_scale;
+#ifdef KV_WITH_CUDA
+  if (s.backend == KV_BACKEND_CUDA) {
+    kv::cuda::attention_prefill(s.cuda, a);
+    return KV_STATUS_OK;
+  }
+#endif
+  kv::cpu::attention_prefill(a);
+  KV_API_END
+}
+
 kv_status kv_page_copy_async(kv_stream_t stream, void* dst_base, int64_t dst_capacity_pages, const void* src_base,
                              int64_t src_capacity_pages, uint64_t page_bytes, const int64_t* src_pages,
                              const int64_t* dst_pages, int64_t num_pages) {

@@ -64,6 +64,24 @@ struct AttentionDecodeArgs {
   uint64_t workspace_bytes = 0;
 };
 
+// Causal prefill attention (kv_attention_prefill_async): queries are the last q_len of kv_len
+// positions of each sequence.
+struct AttentionPrefillArgs {
+  kv_dtype dtype = KV_DTYPE_F32;
+  const void* q = nullptr;  // [batch][q_len][num_q_heads][head_dim]
+  const void* k = nullptr;  // [batch][kv_len][num_kv_heads][head_dim]
+  const void* v = nullptr;
+  void* o = nullptr;        // like q
+  float* lse = nullptr;     // [batch][q_len][num_q_heads], may be null
+  int32_t batch = 0;
+  int32_t q_len = 0;
+  int64_t kv_len = 0;
+  int32_t num_q_heads = 0;
+  int32_t num_kv_heads = 0;
+  int32_t head_dim = 0;
+  float sm_scale = 0.f;
+};
+
 struct PageCopyArgs {
   void* dst_base = nullptr;
   int64_t dst_capacity_pages = 0;

@@ -9,6 +9,7 @@ namespace kv::cpu {
 
 void merge_states(const MergeArgs& args);
 void attention_decode(const AttentionDecodeArgs& args);
+void attention_prefill(const AttentionPrefillArgs& args);
 void page_copy(const PageCopyArgs& args);
 void roofline_probe(uint64_t buffer_bytes, int32_t repetitions, kv_roofline* out);
 

@@ -44,6 +44,7 @@ void page_copy(Stream* stream, const PageCopyArgs& args);
 void merge_states(Stream* stream, const MergeArgs& args);
 void attention_decode(Stream* stream, const AttentionDecodeArgs& args);
 uint64_t attention_decode_workspace_bytes(int32_t device, const AttentionDecodeArgs& shape);
+void attention_prefill(Stream* stream, const AttentionPrefillArgs& args);
 void roofline_probe(Stream* stream, uint64_t buffer_bytes, int32_t repetitions, kv_roofline* out);
 
 }  // namespace kv::cuda

@@ -1,6 +1,7 @@
 // The model runtime's ABI entry points: configuration and weight checks, weight upload and
 // conversion, synthetic weights, the KV cache, and step validation before a backend runs it.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -420,6 +421,8 @@ kv_status kv_kv_cache_init(kv_model_t model, int32_t num_slots, int32_t slot_cap
              slot_capacity_tokens, " must be in [1, max_positions = ", model->cfg.max_positions, "]");
   const kv_model_config& c = model->cfg;
   auto* cache = new kv_kv_cache{};
+  static std::atomic<uint64_t> next_serial{1};
+  cache->serial = next_serial++;
   cache->model = model;
   cache->num_slots = num_slots;
   cache->capacity = slot_capacity_tokens;
@@ -453,6 +456,7 @@ void kv_kv_cache_free(kv_kv_cache_t cache) {
   kv::mem_release(m->backend, m->device, KV_MEM_DEVICE, cache->k, cache->kv_bytes);
   kv::mem_release(m->backend, m->device, KV_MEM_DEVICE, cache->v, cache->kv_bytes);
 #ifdef KV_WITH_CUDA
+  if (m->cuda) kv::model::cuda::forget_cache(m->cuda, cache->serial);
   kv::model::cuda::free_history(m->cuda, cache->device_history);
 #endif
   --m->live_caches;
@@ -535,6 +539,50 @@ kv_status kv_model_step(kv_model_t model, kv_kv_cache_t cache, int32_t num_seqs,
   }
 #endif
   kv::model::step_cpu(*model, *cache, b);
+  KV_API_END
+}
+
+kv_status kv_model_set_option(kv_model_t model, const char* name, int64_t value) {
+  KV_API_BEGIN
+  KV_REQUIRE_NOT_NULL(model);
+  KV_REQUIRE_NOT_NULL(name);
+  KV_REQUIRE(!model->released, "the model was freed (kv_model_free)");
+  const std::string option(name);
+  if (option == "cuda_graphs") {
+    KV_REQUIRE(value == 0 || value == 1, "option cuda_graphs=", value, " must be 0 or 1");
+    model->cuda_graphs = value == 1;
+  } else if (option == "pdl") {
+    KV_REQUIRE(value == 0 || value == 1, "option pdl=", value, " must be 0 or 1");
+    model->pdl = value == 1;
+  } else if (option == "gemv_max_rows") {
+    KV_REQUIRE(value >= 0 && value <= 16, "option gemv_max_rows=", value, " must be in [0, 16]");
+    model->gemv_max_rows = static_cast<int32_t>(value);
+  } else if (option == "profile") {
+    KV_REQUIRE(value == 0 || value == 1, "option profile=", value, " must be 0 or 1");
+    model->profile = value == 1;
+#ifdef KV_WITH_CUDA
+    if (model->cuda) kv::model::cuda::set_profiling(model->cuda, model->profile);
+#endif
+  } else {
+    KV_REQUIRE(false, "unknown model option '", option, "' (known: cuda_graphs, pdl, gemv_max_rows, profile)");
+  }
+  KV_API_END
+}
+
+kv_status kv_model_profile_read(kv_model_t model, char* buf, uint64_t capacity, uint64_t* needed_out) {
+  KV_API_BEGIN
+  KV_REQUIRE_NOT_NULL(model);
+  KV_REQUIRE(buf != nullptr || capacity == 0, "buf is NULL with capacity=", capacity);
+  std::string text = "kind stage calls total_ms\n";
+#ifdef KV_WITH_CUDA
+  if (model->cuda) text = kv::model::cuda::profile_text(model->cuda);
+#endif
+  if (needed_out) *needed_out = text.size() + 1;
+  if (capacity > 0) {
+    const size_t n = std::min<size_t>(text.size(), static_cast<size_t>(capacity - 1));
+    std::memcpy(buf, text.data(), n);
+    buf[n] = '\0';
+  }
   KV_API_END
 }
 

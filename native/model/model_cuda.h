@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "model/model_impl.h"
 
@@ -26,5 +27,12 @@ int32_t* alloc_history(Context* ctx, int64_t elements);
 void free_history(Context* ctx, int32_t* history) noexcept;
 
 void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b);
+
+// Profiling (kv_model_set_option "profile"): start or stop-and-clear, and the text table.
+void set_profiling(Context* ctx, bool on);
+std::string profile_text(const Context* ctx);
+
+// Drops the CUDA graphs captured for a cache (it is being freed).
+void forget_cache(Context* ctx, uint64_t cache_serial) noexcept;
 
 }  // namespace kv::model::cuda

@@ -65,11 +65,18 @@ struct kv_model {
   kv::model::cuda::Context* cuda = nullptr;   // CUDA models: stream, cuBLAS, step workspace
   float* device_inv_freq = nullptr;           // CUDA models: inv_freq on the device
   int live_caches = 0;                        // caches pointing at this model
+  // Options (kv_model_set_option); they tune CUDA steps and never change what a step computes
+  // beyond rounding.
+  bool cuda_graphs = true;
+  bool pdl = true;  // programmatic dependent launch between a CUDA step's kernels
+  int32_t gemv_max_rows = 8;
+  bool profile = false;
   bool released = false;                      // kv_model_free ran while caches were alive
 };
 
 struct kv_kv_cache {
   kv_model* model;
+  uint64_t serial = 0;          // unique per cache for the process: keys captured CUDA graphs
   int32_t num_slots;
   int32_t capacity;             // tokens per slot
   void* k = nullptr;            // [layers][slots][capacity][kv_heads][head_dim], model weight dtype

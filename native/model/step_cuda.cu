@@ -8,9 +8,15 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <map>
+#include <string>
+#include <tuple>
 #include <vector>
 
+#include "cuda/attention_prefill.cuh"
 #include "cuda/attention_state.cuh"
 #include "cuda/cublas_loader.h"
 #include "cuda/cuda_common.cuh"
@@ -25,15 +31,56 @@ using kv::cuda::SoftmaxState;
 using kv::cuda::throw_cuda;
 namespace blas = kv::cuda::blas;
 
+// The stages of a step, as the profile names them.
+enum Stage : int {
+  kStageEmbed, kStageAttnNorm, kStageQkv, kStageQkvPost, kStageAttention, kStageO, kStageMlpNorm, kStageGateUp,
+  kStageSilu, kStageDown, kStageFinalNorm, kStageLmHead, kStageSample, kStageCount
+};
+constexpr const char* kStageNames[kStageCount] = {"embed",  "attn_norm", "qkv_proj",   "qkv_post", "attention",
+                                                  "o_proj", "mlp_norm",  "gate_up",    "silu_mul", "down_proj",
+                                                  "final_norm", "lm_head", "sample"};
+
+// Per step kind (0 decode: one new token per sequence; 1 prefill: any other step).
+struct ProfileTotals {
+  int64_t calls[kStageCount] = {};
+  double ms[kStageCount] = {};
+  int64_t steps = 0;
+  double host_ms = 0;
+};
+
+// A decode step's captured graph: keyed by the cache, the batch shape and what changes the
+// launches (the repetition-penalty sampler's shared memory, GEMV or cuBLAS projections).
+struct GraphKey {
+  uint64_t cache;
+  int32_t seqs;
+  bool sampled, penalty, gemv;
+  bool operator<(const GraphKey& o) const {
+    return std::tie(cache, seqs, sampled, penalty, gemv) < std::tie(o.cache, o.seqs, o.sampled, o.penalty, o.gemv);
+  }
+};
+struct GraphEntry {
+  int seen = 0;                      // steps of this shape so far (the first runs eagerly)
+  cudaGraphExec_t exec = nullptr;
+};
+
 struct Context {
   int32_t device = 0;
+  int sms = 1;  // multiprocessors of the device
   cudaStream_t stream = nullptr;
   blas::Handle blas = nullptr;
+  void* blas_workspace = nullptr;  // cuBLAS's workspace, set once so graph capture never allocates
   void* work = nullptr;  // device workspace of a step, grown on demand
   size_t work_bytes = 0;
   void* pinned = nullptr;  // host staging of the plan and the results
   size_t pinned_bytes = 0;
+  std::map<GraphKey, GraphEntry> graphs;
+  int64_t graph_launches = 0, graph_captures = 0;
+  bool profiling = false;
+  std::vector<cudaEvent_t> events;  // reused across profiled steps
+  ProfileTotals totals[2];
 };
+
+constexpr size_t kBlasWorkspaceBytes = 32u << 20;
 
 namespace {
 
@@ -82,10 +129,215 @@ __device__ float block_max(float v) {
 
 size_t align256(size_t x) { return (x + 255) / 256 * 256; }
 
+// Programmatic dependent launch (sm_90): a step's kernels are launched so that the next one's
+// blocks may start while this one drains. Each kernel first lets its dependents launch, then
+// waits until its predecessor has completed and flushed (what it reads is then visible; the
+// chain makes everything earlier complete too). Without PDL both are no-ops.
+__device__ __forceinline__ void pdl_begin() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// Launches a kernel of the step, with programmatic stream serialization when pdl is set.
+template <typename... KernelArgs, typename... Args>
+void launch_kernel(bool pdl, void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                   Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attribute;
+  config.numAttrs = pdl ? 1 : 0;
+  KV_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+}
+
+// ----------------------------------------------------------------------------- GEMV
+
+// out[t][n] (+)= sum_k a[t][k] w[n][k] for a few rows t of bf16 activations. Decode is bound by
+// reading the weights once: each warp streams kGemvRowsPerWarp weight rows with 16-byte loads
+// that bypass L1 and applies every loaded chunk to all T activation rows (hot in L1), fp32
+// accumulation, one warp reduction at the end. k is a multiple of 8 (16-byte chunks).
+constexpr int kGemvRowsPerWarp = 2;
+constexpr int kGemvThreads = 256;
+
+__device__ __forceinline__ uint4 load_streaming(const uint16_t* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(p));
+  return r;
+}
+
+__device__ __forceinline__ float lo_bf16(uint32_t x) { return __uint_as_float(x << 16); }
+__device__ __forceinline__ float hi_bf16(uint32_t x) { return __uint_as_float(x & 0xffff0000u); }
+
+__device__ __forceinline__ float dot8(const uint4& w, const uint4& a, float acc) {
+  acc = fmaf(lo_bf16(w.x), lo_bf16(a.x), acc);
+  acc = fmaf(hi_bf16(w.x), hi_bf16(a.x), acc);
+  acc = fmaf(lo_bf16(w.y), lo_bf16(a.y), acc);
+  acc = fmaf(hi_bf16(w.y), hi_bf16(a.y), acc);
+  acc = fmaf(lo_bf16(w.z), lo_bf16(a.z), acc);
+  acc = fmaf(hi_bf16(w.z), hi_bf16(a.z), acc);
+  acc = fmaf(lo_bf16(w.w), lo_bf16(a.w), acc);
+  return fmaf(hi_bf16(w.w), hi_bf16(a.w), acc);
+}
+
+// Each warp computes one unit of R = 2 weight rows: rows (2u, 2u + 1), or with SWIGLU the
+// gate row u and the up row u + n_act, whose results become act[t][u] = silu(g) * u in bf16
+// (the SwiGLU fused into the gate/up projection's epilogue). Small matrices split k over
+// ksplit warps of a block (interleaved 256-element chunks), summed in a fixed order.
+template <int T, bool SWIGLU>
+__global__ void __launch_bounds__(kGemvThreads) gemv_bf16_kernel(const uint16_t* __restrict__ a,
+                                                                 const uint16_t* __restrict__ w, void* out, int k,
+                                                                 int n, int accumulate, int ksplit) {
+  constexpr int R = kGemvRowsPerWarp, WARPS = kGemvThreads / 32;
+  __shared__ float partial[WARPS][R][T];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int slice = warp % ksplit, unit_in_block = warp / ksplit;
+  const int64_t unit = static_cast<int64_t>(blockIdx.x) * (WARPS / ksplit) + unit_in_block;
+  const int64_t units = SWIGLU ? n / 2 : (n + 1) / 2;
+  const int64_t clamped = unit < units ? unit : units - 1;
+  const uint16_t* rows[R];
+  if (SWIGLU) {
+    rows[0] = w + clamped * k;
+    rows[1] = w + (clamped + units) * k;
+  } else {
+    rows[0] = w + 2 * clamped * k;
+    rows[1] = w + (2 * clamped + 1 < n ? 2 * clamped + 1 : 2 * clamped) * k;  // a last odd row repeats
+  }
+  // The weights do not depend on the previous kernel: ask L2 for the first chunks while it drains.
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int k0 = slice * 256 + lane * 8 + j * ksplit * 256;
+    if (k0 < k && (lane & 7) == 0)
+#pragma unroll
+      for (int r = 0; r < R; ++r) asm volatile("prefetch.global.L2 [%0];" ::"l"(rows[r] + k0));
+  }
+  pdl_begin();
+  float v[R][T];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < T; ++t) v[r][t] = 0.f;
+#pragma unroll 4
+  for (int k0 = slice * 256 + lane * 8; k0 < k; k0 += ksplit * 256) {
+    uint4 wv[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) wv[r] = load_streaming(rows[r] + k0);
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+      const uint4 av = __ldg(reinterpret_cast<const uint4*>(a + static_cast<int64_t>(t) * k + k0));
+#pragma unroll
+      for (int r = 0; r < R; ++r) v[r][t] = dot8(wv[r], av, v[r][t]);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < T; ++t)
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) v[r][t] += __shfl_xor_sync(0xffffffffu, v[r][t], off);
+  if (ksplit > 1) {
+    if (lane == 0)
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int t = 0; t < T; ++t) partial[warp][r][t] = v[r][t];
+    __syncthreads();
+    if (slice != 0) return;
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int t = 0; t < T; ++t) {
+        float sum = 0.f;
+        for (int i = 0; i < ksplit; ++i) sum += partial[warp + i][r][t];
+        v[r][t] = sum;
+      }
+  }
+  if (unit >= units) return;
+#pragma unroll
+  for (int t = 0; t < T; ++t) {
+    if (lane != t) continue;
+    if (SWIGLU) {
+      const float g = v[0][t], u = v[1][t];
+      static_cast<uint16_t*>(out)[t * units + unit] = kv::cuda::float_to_bf16_bits(g / (1.f + expf(-g)) * u);
+    } else {
+      float* o = static_cast<float*>(out) + static_cast<int64_t>(t) * n + 2 * unit;
+      o[0] = accumulate ? o[0] + v[0][t] : v[0][t];
+      if (2 * unit + 1 < n) o[1] = accumulate ? o[1] + v[1][t] : v[1][t];
+    }
+  }
+}
+
+// The k split that gives about 8192 warps (a few waves of the GPU), keeping >= 512 elements a slice.
+int gemv_ksplit(int64_t units, int k) {
+  int ks = 1;
+  while (ks < 8 && units * ks < 8192 && k / (2 * ks) >= 512) ks *= 2;
+  return ks;
+}
+
+template <int T>
+void launch_gemv_t(const uint16_t* a, const uint16_t* w, void* out, int k, int n, bool accumulate, bool swiglu,
+                   bool pdl, cudaStream_t st) {
+  const int64_t units = swiglu ? n / 2 : (n + 1) / 2;
+  const int ks = gemv_ksplit(units, k);
+  const int64_t units_per_block = (kGemvThreads / 32) / ks;
+  const unsigned blocks = static_cast<unsigned>((units + units_per_block - 1) / units_per_block);
+  if (swiglu)
+    launch_kernel(pdl, gemv_bf16_kernel<T, true>, blocks, kGemvThreads, 0, st, a, w, out, k, n, 0, ks);
+  else
+    launch_kernel(pdl, gemv_bf16_kernel<T, false>, blocks, kGemvThreads, 0, st, a, w, out, k, n, accumulate ? 1 : 0,
+                  ks);
+}
+
+// out = a w^T (fp32, += with accumulate) or, with swiglu, act = silu(gate) * up in bf16 where
+// w holds the gate rows then the up rows (n = 2 * intermediate).
+void launch_gemv(int rows, const uint16_t* a, const uint16_t* w, void* out, int k, int n, bool accumulate,
+                 bool swiglu, bool pdl, cudaStream_t st) {
+  switch (rows) {
+#define KV_GEMV_CASE(R) \
+  case R:               \
+    launch_gemv_t<R>(a, w, out, k, n, accumulate, swiglu, pdl, st); \
+    break;
+    KV_GEMV_CASE(1) KV_GEMV_CASE(2) KV_GEMV_CASE(3) KV_GEMV_CASE(4) KV_GEMV_CASE(5) KV_GEMV_CASE(6)
+    KV_GEMV_CASE(7) KV_GEMV_CASE(8) KV_GEMV_CASE(9) KV_GEMV_CASE(10) KV_GEMV_CASE(11) KV_GEMV_CASE(12)
+    KV_GEMV_CASE(13) KV_GEMV_CASE(14) KV_GEMV_CASE(15) KV_GEMV_CASE(16)
+#undef KV_GEMV_CASE
+    default:
+      throw kv::Error(KV_STATUS_INTERNAL, "GEMV for " + std::to_string(rows) + " rows");
+  }
+  KV_CUDA_CHECK_LAUNCH();
+}
+
+// Events after each stage of a profiled step (nothing when off).
+struct StageMarks {
+  Context* c;
+  bool on;
+  std::vector<std::pair<int, cudaEvent_t>> marks;
+  void mark(int stage) {
+    if (!on) return;
+    if (marks.size() == c->events.size()) {
+      cudaEvent_t e;
+      KV_CUDA_CHECK(cudaEventCreate(&e));
+      c->events.push_back(e);
+    }
+    cudaEvent_t e = c->events[marks.size()];
+    KV_CUDA_CHECK(cudaEventRecord(e, c->stream));
+    marks.emplace_back(stage, e);
+  }
+};
+
 // ----------------------------------------------------------------------------- kernels
 
 template <typename TW>
 __global__ void embed_kernel(const int32_t* tokens, const TW* embed, float* x, int h) {
+  pdl_begin();
   const int64_t t = blockIdx.x;
   const TW* row = embed + static_cast<int64_t>(tokens[t]) * h;
   for (int i = threadIdx.x; i < h; i += blockDim.x) x[t * h + i] = load(row, i);
@@ -94,6 +346,7 @@ __global__ void embed_kernel(const int32_t* tokens, const TW* embed, float* x, i
 // out[r] = x[rows ? rows[r] : r] * rsqrt(mean(x^2) + eps) * w, as transformers' LlamaRMSNorm.
 template <typename TOut>
 __global__ void rms_norm_kernel(const float* x, const int32_t* rows, const float* w, TOut* out, int h, float eps) {
+  pdl_begin();
   const int64_t r = blockIdx.x;
   const float* xr = x + static_cast<int64_t>(rows ? rows[r] : r) * h;
   float ss = 0.f;
@@ -104,10 +357,14 @@ __global__ void rms_norm_kernel(const float* x, const int32_t* rows, const float
 
 // Per (token, head): bias; for q and k heads the per-head RMSNorm (Qwen3) and RoPE; k and v
 // heads go into the cache at the token's (slot, position). One thread per rotation pair.
+// q_out (may be null): the rotated q heads also in the cache dtype, [token][hq * d], for the
+// tensor-core prefill attention.
 template <typename TKV>
 __global__ void qkv_post_kernel(float* qkv, const float* bias, const float* q_norm, const float* k_norm,
                                 const float* inv_freq, const int32_t* pos, const int32_t* cache_row, TKV* k_layer,
-                                TKV* v_layer, int hq, int hkv, int d, int qkv_width, int qk_norm, float eps) {
+                                TKV* v_layer, TKV* q_out, int hq, int hkv, int d, int qkv_width, int qk_norm,
+                                float eps) {
+  pdl_begin();
   const int64_t t = blockIdx.x;
   const int hd = blockIdx.y;
   const int half = d / 2, i = threadIdx.x;
@@ -138,6 +395,11 @@ __global__ void qkv_post_kernel(float* qkv, const float* bias, const float* q_no
   if (hd < hq) {
     row[i] = y1;
     row[i + half] = y2;
+    if (q_out) {
+      TKV* dst = q_out + t * static_cast<int64_t>(hq) * d + static_cast<int64_t>(hd) * d;
+      store(dst, i, y1);
+      store(dst, i + half, y2);
+    }
   } else {
     TKV* dst = k_layer + static_cast<int64_t>(cache_row[t]) * kv_width + static_cast<int64_t>(hd - hq) * d;
     store(dst, i, y1);
@@ -148,20 +410,51 @@ __global__ void qkv_post_kernel(float* qkv, const float* bias, const float* q_no
 constexpr int kAttnWarps = 4;
 constexpr int kAttnThreads = kAttnWarps * 32;
 
+// Eight consecutive cache elements, loaded raw (one 16-byte load for bf16, two for fp32) and
+// converted to floats when used, so that several loads can be in flight.
+template <typename TKV>
+struct Raw8;
+template <>
+struct Raw8<uint16_t> {
+  uint4 v;
+  __device__ __forceinline__ void load(const uint16_t* p) { v = *reinterpret_cast<const uint4*>(p); }
+  __device__ __forceinline__ void to_float(float (&x)[8]) const {
+    x[0] = lo_bf16(v.x), x[1] = hi_bf16(v.x), x[2] = lo_bf16(v.y), x[3] = hi_bf16(v.y);
+    x[4] = lo_bf16(v.z), x[5] = hi_bf16(v.z), x[6] = lo_bf16(v.w), x[7] = hi_bf16(v.w);
+  }
+};
+template <>
+struct Raw8<float> {
+  float4 a, b;
+  __device__ __forceinline__ void load(const float* p) {
+    a = *reinterpret_cast<const float4*>(p);
+    b = *reinterpret_cast<const float4*>(p + 4);
+  }
+  __device__ __forceinline__ void to_float(float (&x)[8]) const {
+    x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+  }
+};
+
 // Causal attention of token t over its slot's positions [0, pos[t]] for a tile of G query
 // heads of one KV head: groups of L lanes share a position (8 channels a lane), online
-// softmax in base 2, the block's lane groups merged with the state merge at the end.
+// softmax in base 2, the block's lane groups merged with the state merge. With splits > 1
+// (decode: too few tokens to fill the GPU) block z takes the z-th of `splits` equal ranges of
+// the positions and writes its normalized output and base-2 lse to part_o / part_lse, which
+// combine_splits_kernel merges; with splits = 1 it writes the output directly.
 template <typename TKV, typename TOut, int D, int G>
 __global__ void __launch_bounds__(kAttnThreads) attention_kernel(const float* qkv, int qkv_width, const TKV* k_layer,
                                                                  const TKV* v_layer, const int32_t* slot_row,
                                                                  const int32_t* pos, TOut* out, int hq, int hkv,
-                                                                 int group, int group_tiles, float scale_log2) {
-  constexpr int L = D / 8 < 32 ? D / 8 : 32, E = D / L, TPW = 32 / L, PARTS = kAttnWarps * TPW;
+                                                                 int group, int group_tiles, float scale_log2,
+                                                                 int splits, float* part_o, float* part_lse) {
+  pdl_begin();
+  constexpr int L = D / 8, E = 8, TPW = 32 / L, PARTS = kAttnWarps * TPW;
+  static_assert(L <= 32, "head_dim <= 256");
   __shared__ float s_acc[PARTS][G][D];
   __shared__ float s_m[PARTS][G];
   __shared__ float s_l[PARTS][G];
   const int64_t t = blockIdx.x;
-  const int tile = blockIdx.y % group_tiles, kvh = blockIdx.y / group_tiles;
+  const int tile = blockIdx.y % group_tiles, kvh = blockIdx.y / group_tiles, split = blockIdx.z;
   const int h0 = kvh * group + tile * G;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, tg = lane / L, sl = lane % L;
   const int part = warp * TPW + tg;
@@ -179,29 +472,47 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(const float* qk
   const int64_t kv_width = static_cast<int64_t>(hkv) * D;
   const int64_t base = static_cast<int64_t>(slot_row[t]) * kv_width + static_cast<int64_t>(kvh) * D + sl * E;
   const int64_t len = pos[t] + 1;
-  for (int64_t p0 = 0; p0 < len; p0 += PARTS) {
-    const int64_t p = p0 + warp * TPW + tg;
-    const bool valid = p < len;
-    float kx[E], vx[E];
+  // This block's range: equal shares in multiples of PARTS positions.
+  const int64_t share = ((len + splits - 1) / splits + PARTS - 1) / PARTS * PARTS;
+  const int64_t begin = split * share, end = min(len, begin + share);
+  // kUnroll positions a lane group in flight: their K and V loads are issued together.
+  constexpr int kUnroll = 4;
+  for (int64_t p0 = begin; p0 < end; p0 += kUnroll * PARTS) {
+    Raw8<TKV> kr[kUnroll], vr[kUnroll];
 #pragma unroll
-    for (int e = 0; e < E; ++e) {
-      kx[e] = valid ? load(k_layer, base + p * kv_width + e) : 0.f;
-      vx[e] = valid ? load(v_layer, base + p * kv_width + e) : 0.f;
+    for (int j = 0; j < kUnroll; ++j) {
+      const int64_t p = p0 + j * PARTS + warp * TPW + tg;
+      if (p < end) {
+        kr[j].load(k_layer + base + p * kv_width);
+        vr[j].load(v_layer + base + p * kv_width);
+      }
     }
 #pragma unroll
-    for (int h = 0; h < G; ++h) {
-      float dot = 0.f;
+    for (int j = 0; j < kUnroll; ++j) {
+      const bool valid = p0 + j * PARTS + warp * TPW + tg < end;
+      float kx[E], vx[E];
+      if (valid) {
+        kr[j].to_float(kx);
+        vr[j].to_float(vx);
+      } else {
 #pragma unroll
-      for (int e = 0; e < E; ++e) dot = fmaf(q[h][e], kx[e], dot);
+        for (int e = 0; e < E; ++e) kx[e] = vx[e] = 0.f;
+      }
 #pragma unroll
-      for (int off = L / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-      if (!valid) continue;
-      const float m_new = fmaxf(st[h].m, dot);
-      const float factor = st[h].rescale_to(m_new);
-      const float pc = exp2f(dot - m_new);
-      st[h].l += pc;
+      for (int h = 0; h < G; ++h) {
+        float dot = 0.f;
 #pragma unroll
-      for (int e = 0; e < E; ++e) acc[h][e] = fmaf(pc, vx[e], acc[h][e] * factor);
+        for (int e = 0; e < E; ++e) dot = fmaf(q[h][e], kx[e], dot);
+#pragma unroll
+        for (int off = L / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+        if (!valid) continue;
+        const float m_new = fmaxf(st[h].m, dot);
+        const float factor = st[h].rescale_to(m_new);
+        const float pc = exp2f(dot - m_new);
+        st[h].l += pc;
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc[h][e] = fmaf(pc, vx[e], acc[h][e] * factor);
+      }
     }
   }
   kv::cuda::publish_part<PARTS, G, D, E>(s_acc, s_m, s_l, part, sl, acc, st);
@@ -210,12 +521,39 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(const float* qk
     const int h = idx / D, d = idx % D;
     SoftmaxState merged;
     const float o = kv::cuda::merge_parts<PARTS, G, D>(s_acc, s_m, s_l, h, d, &merged);
-    store(out, t * static_cast<int64_t>(hq) * D + static_cast<int64_t>(h0 + h) * D + d, o);
+    const int64_t row = t * hq + h0 + h;
+    if (splits == 1) {
+      store(out, row * D + d, o);
+    } else {
+      part_o[(row * splits + split) * D + d] = o;
+      if (d == 0) part_lse[row * splits + split] = merged.l > 0.f ? merged.m + log2f(merged.l) : kNegInf;
+    }
+  }
+}
+
+// out[row] = the splits' outputs weighted by 2^(lse_i - max lse) (an N-way state merge); one
+// block per (token, query head), one thread per channel.
+template <typename TOut>
+__global__ void combine_splits_kernel(const float* part_o, const float* part_lse, TOut* out, int splits, int d) {
+  pdl_begin();
+  const int64_t row = blockIdx.x;
+  const float* lse = part_lse + row * splits;
+  float m = kNegInf;
+  for (int i = 0; i < splits; ++i) m = fmaxf(m, lse[i]);
+  for (int c = threadIdx.x; c < d; c += blockDim.x) {
+    float num = 0.f, den = 0.f;
+    for (int i = 0; i < splits; ++i) {
+      const float w = lse[i] == kNegInf ? 0.f : exp2f(lse[i] - m);
+      num = fmaf(w, part_o[(row * splits + i) * d + c], num);
+      den += w;
+    }
+    store(out, row * d + c, den > 0.f ? num / den : 0.f);
   }
 }
 
 template <typename TOut>
 __global__ void silu_mul_kernel(const float* gate_up, TOut* act, int64_t tokens, int inter) {
+  pdl_begin();
   const int64_t n = tokens * inter;
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -226,6 +564,7 @@ __global__ void silu_mul_kernel(const float* gate_up, TOut* act, int64_t tokens,
 }
 
 __global__ void history_kernel(const int32_t* tokens, const int32_t* cache_row, int32_t* history, int64_t n) {
+  pdl_begin();
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i < n) history[cache_row[i]] = tokens[i];
 }
@@ -257,6 +596,7 @@ __device__ __forceinline__ uint32_t float_key(float f) {
 __global__ void __launch_bounds__(1024) sample_kernel(const float* logits, float* work, int vocab,
                                                       const int32_t* history, int capacity, const SeqSampling* seqs,
                                                       int32_t* sampled) {
+  pdl_begin();
   extern __shared__ uint32_t seen[];
   const int s = blockIdx.x;
   const SeqSampling sp = seqs[s];
@@ -396,27 +736,47 @@ int group_tile(int group) {
   return 1;
 }
 
+// Everything one attention launch needs.
+template <typename TKV, typename TOut>
+struct AttnLaunch {
+  dim3 grid;
+  cudaStream_t stream;
+  const float* qkv;
+  int qkv_width;
+  const TKV *k, *v;
+  const int32_t *slot_row, *pos;
+  TOut* out;
+  int hq, hkv, group, tiles;
+  float scale_log2;
+  int splits;
+  float *part_o, *part_lse;
+  bool pdl;
+};
+
+template <typename TKV, typename TOut, int D, int G>
+void launch_attention_g(const AttnLaunch<TKV, TOut>& a) {
+  launch_kernel(a.pdl, attention_kernel<TKV, TOut, D, G>, a.grid, kAttnThreads, 0, a.stream,
+      a.qkv, a.qkv_width, a.k, a.v, a.slot_row, a.pos, a.out, a.hq, a.hkv, a.group, a.tiles, a.scale_log2, a.splits,
+      a.part_o, a.part_lse);
+}
+
 template <typename TKV, typename TOut, int D>
-void launch_attention_d(int g_tile, dim3 grid, cudaStream_t stream, const float* qkv, int qkv_width, const TKV* k,
-                        const TKV* v, const int32_t* slot_row, const int32_t* pos, TOut* out, int hq, int hkv,
-                        int group, int tiles, float scale_log2) {
+void launch_attention_d(int g_tile, const AttnLaunch<TKV, TOut>& a) {
   switch (g_tile) {
-    case 8:
-      attention_kernel<TKV, TOut, D, 8><<<grid, kAttnThreads, 0, stream>>>(qkv, qkv_width, k, v, slot_row, pos, out, hq,
-                                                                           hkv, group, tiles, scale_log2);
-      break;
-    case 4:
-      attention_kernel<TKV, TOut, D, 4><<<grid, kAttnThreads, 0, stream>>>(qkv, qkv_width, k, v, slot_row, pos, out, hq,
-                                                                           hkv, group, tiles, scale_log2);
-      break;
-    case 2:
-      attention_kernel<TKV, TOut, D, 2><<<grid, kAttnThreads, 0, stream>>>(qkv, qkv_width, k, v, slot_row, pos, out, hq,
-                                                                           hkv, group, tiles, scale_log2);
-      break;
-    default:
-      attention_kernel<TKV, TOut, D, 1><<<grid, kAttnThreads, 0, stream>>>(qkv, qkv_width, k, v, slot_row, pos, out, hq,
-                                                                           hkv, group, tiles, scale_log2);
+    case 8: launch_attention_g<TKV, TOut, D, 8>(a); break;
+    case 4: launch_attention_g<TKV, TOut, D, 4>(a); break;
+    case 2: launch_attention_g<TKV, TOut, D, 2>(a); break;
+    default: launch_attention_g<TKV, TOut, D, 1>(a);
   }
+}
+
+// KV splits of a step's attention: enough blocks for four waves of the GPU, each split at least
+// 32 positions of the slot capacity, at most 64. Depends on the batch shape only (graphs).
+int attention_splits(int64_t tokens, int64_t blocks_per_token, int sms, int capacity) {
+  const int64_t blocks = tokens * blocks_per_token;
+  int64_t splits = (4 * static_cast<int64_t>(sms) + blocks - 1) / blocks;
+  splits = std::min<int64_t>({splits, 64, std::max(1, capacity / 32)});
+  return static_cast<int>(std::max<int64_t>(splits, 1));
 }
 
 // The workspace of one step, carved from Context::work.
@@ -437,10 +797,15 @@ struct Work {
   float* logits;
   float* probs;
   int32_t* sampled;
+  void* q_lowp;     // [tokens][q heads * head_dim] bf16 q for the tensor-core prefill
+  const kv::cuda::PrefillTile* tiles;  // the prefill's query tiles (in the plan), longest first
+  int num_tiles;    // 0: the split-KV kernel handles attention
+  float* part_o;    // [tokens][q heads][splits][head_dim] split-KV partial outputs
+  float* part_lse;  // [tokens][q heads][splits] their base-2 lse
 };
 
 template <typename TW>
-void run_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b, const Work& w) {
+void run_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b, const Work& w, StageMarks& marks) {
   const kv_model_config& cfg = m.cfg;
   const int64_t T = b.num_tokens, S = b.num_seqs, H = cfg.hidden_size, D = cfg.head_dim, HQ = cfg.num_q_heads,
                 HKV = cfg.num_kv_heads, QD = HQ * D, KVD = HKV * D, QKV = QD + 2 * KVD, I = cfg.intermediate_size,
@@ -448,7 +813,15 @@ void run_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b, c
   const kv_dtype dt = m.wdtype;
   const int blas_type = dt == KV_DTYPE_BF16 ? blas::kR16BF : blas::kR32F;
   const blas::Api& api = blas::api();
+  const cudaStream_t st = c->stream;
+  const bool pdl = m.pdl;
+  auto use_gemv = [&](int64_t rows, int64_t k) { return dt == KV_DTYPE_BF16 && rows <= m.gemv_max_rows && k % 8 == 0; };
   auto gemm = [&](const void* a, const void* weight, float* out, int64_t rows, int64_t k, int64_t n, float beta) {
+    if (use_gemv(rows, k)) {
+      launch_gemv(static_cast<int>(rows), static_cast<const uint16_t*>(a), static_cast<const uint16_t*>(weight), out,
+                  static_cast<int>(k), static_cast<int>(n), beta != 0.f, false, pdl, st);
+      return;
+    }
     const float alpha = 1.f;
     // Row-major out[rows][n] = a[rows][k] * weight[n][k]^T is, column-major, out^T = weight^T(op T) * a^T.
     blas::check(api.gemm_ex(c->blas, blas::kOpT, blas::kOpN, static_cast<int>(n), static_cast<int>(rows),
@@ -457,12 +830,13 @@ void run_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b, c
                             blas::kGemmDefault),
                 "cublasGemmEx");
   };
-  const cudaStream_t st = c->stream;
   const int norm_threads = H >= 1024 ? 1024 : 256;
-  history_kernel<<<static_cast<unsigned>((T + 255) / 256), 256, 0, st>>>(w.tokens, w.cache_row, static_cast<int32_t*>(cache.device_history), T);
-  embed_kernel<TW><<<static_cast<unsigned>(T), kThreads, 0, st>>>(w.tokens, static_cast<const TW*>(m.embed.data), w.x,
-                                                                static_cast<int>(H));
+  launch_kernel(pdl, history_kernel, static_cast<unsigned>((T + 255) / 256), 256, 0, st, w.tokens, w.cache_row,
+                static_cast<int32_t*>(cache.device_history), T);
+  launch_kernel(pdl, embed_kernel<TW>, static_cast<unsigned>(T), kThreads, 0, st, w.tokens,
+                static_cast<const TW*>(m.embed.data), w.x, static_cast<int>(H));
   KV_CUDA_CHECK_LAUNCH();
+  marks.mark(kStageEmbed);
   const int group = static_cast<int>(HQ / HKV), tile = group_tile(group), tiles = group / tile;
   const float scale_log2 = kv::cuda::kLog2e / sqrtf(static_cast<float>(D));
   const size_t layer_elems = static_cast<size_t>(cache.num_slots) * cache.capacity * KVD;
@@ -470,58 +844,93 @@ void run_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b, c
     const Layer& L = m.layers[l];
     TW* k_layer = static_cast<TW*>(cache.k) + l * layer_elems;
     TW* v_layer = static_cast<TW*>(cache.v) + l * layer_elems;
-    rms_norm_kernel<TW><<<static_cast<unsigned>(T), norm_threads, 0, st>>>(
-        w.x, nullptr, static_cast<const float*>(L.attn_norm.data), static_cast<TW*>(w.h), static_cast<int>(H),
-        cfg.rms_norm_eps);
+    launch_kernel(pdl, rms_norm_kernel<TW>, static_cast<unsigned>(T), norm_threads, 0, st, w.x,
+                  static_cast<const int32_t*>(nullptr), static_cast<const float*>(L.attn_norm.data),
+                  static_cast<TW*>(w.h), static_cast<int>(H), cfg.rms_norm_eps);
+    marks.mark(kStageAttnNorm);
     gemm(w.h, L.qkv.data, w.qkv, T, H, QKV, 0.f);
-    qkv_post_kernel<TW><<<dim3(static_cast<unsigned>(T), static_cast<unsigned>(HQ + 2 * HKV)), static_cast<unsigned>(D / 2),
-                          0, st>>>(w.qkv, static_cast<const float*>(L.qkv_bias.data),
+    marks.mark(kStageQkv);
+    launch_kernel(pdl, qkv_post_kernel<TW>, dim3(static_cast<unsigned>(T), static_cast<unsigned>(HQ + 2 * HKV)),
+                  static_cast<unsigned>(D / 2), 0, st, w.qkv, static_cast<const float*>(L.qkv_bias.data),
                                    static_cast<const float*>(L.q_norm.data), static_cast<const float*>(L.k_norm.data),
-                                   m.device_inv_freq, w.pos, w.cache_row, k_layer, v_layer, static_cast<int>(HQ),
+                                   m.device_inv_freq, w.pos, w.cache_row, k_layer, v_layer,
+                                   w.num_tiles > 0 ? static_cast<TW*>(w.q_lowp) : nullptr, static_cast<int>(HQ),
                                    static_cast<int>(HKV), static_cast<int>(D), static_cast<int>(QKV), cfg.qk_norm,
                                    cfg.rms_norm_eps);
-    const dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(HKV * tiles));
+    marks.mark(kStageQkvPost);
+    if (w.num_tiles > 0) {  // a prefill step of a bf16 model: tensor cores
+      kv::cuda::PrefillParams pp;
+      pp.q = static_cast<const uint16_t*>(w.q_lowp);
+      pp.q_row_stride = QD;
+      pp.k = reinterpret_cast<const uint16_t*>(k_layer);
+      pp.v = reinterpret_cast<const uint16_t*>(v_layer);
+      pp.kv_row_stride = KVD;
+      pp.o = static_cast<uint16_t*>(w.attn);
+      pp.o_row_stride = QD;
+      pp.num_q_heads = static_cast<int32_t>(HQ);
+      pp.num_kv_heads = static_cast<int32_t>(HKV);
+      pp.scale_log2 = scale_log2;
+      pp.tiles = w.tiles;
+      kv::cuda::launch_attention_prefill(pp, static_cast<int>(D), w.num_tiles, st);
+    } else {
+    const int splits = attention_splits(T, HKV * tiles, c->sms, cache.capacity);
+    const AttnLaunch<TW, TW> launch{dim3(static_cast<unsigned>(T), static_cast<unsigned>(HKV * tiles),
+                                         static_cast<unsigned>(splits)),
+                                    st, w.qkv, static_cast<int>(QKV), k_layer, v_layer, w.slot_row, w.pos,
+                                    static_cast<TW*>(w.attn), static_cast<int>(HQ), static_cast<int>(HKV), group,
+                                    tiles, scale_log2, splits, w.part_o, w.part_lse, pdl};
     switch (D) {
-      case 64:
-        launch_attention_d<TW, TW, 64>(tile, grid, st, w.qkv, static_cast<int>(QKV), k_layer, v_layer, w.slot_row, w.pos,
-                                       static_cast<TW*>(w.attn), static_cast<int>(HQ), static_cast<int>(HKV), group,
-                                       tiles, scale_log2);
-        break;
-      case 128:
-        launch_attention_d<TW, TW, 128>(tile, grid, st, w.qkv, static_cast<int>(QKV), k_layer, v_layer, w.slot_row,
-                                        w.pos, static_cast<TW*>(w.attn), static_cast<int>(HQ), static_cast<int>(HKV),
-                                        group, tiles, scale_log2);
-        break;
-      default:
-        launch_attention_d<TW, TW, 256>(tile, grid, st, w.qkv, static_cast<int>(QKV), k_layer, v_layer, w.slot_row,
-                                        w.pos, static_cast<TW*>(w.attn), static_cast<int>(HQ), static_cast<int>(HKV),
-                                        group, tiles, scale_log2);
+      case 64: launch_attention_d<TW, TW, 64>(tile, launch); break;
+      case 128: launch_attention_d<TW, TW, 128>(tile, launch); break;
+      default: launch_attention_d<TW, TW, 256>(tile, launch);
+    }
+    if (splits > 1) {
+      KV_CUDA_CHECK_LAUNCH();
+      launch_kernel(pdl, combine_splits_kernel<TW>, static_cast<unsigned>(T * HQ),
+                    static_cast<unsigned>(std::min<int64_t>(D, 128)), 0, st, w.part_o, w.part_lse,
+                    static_cast<TW*>(w.attn), splits, static_cast<int>(D));
+    }
     }
     KV_CUDA_CHECK_LAUNCH();
+    marks.mark(kStageAttention);
     gemm(w.attn, L.o.data, w.x, T, QD, H, 1.f);  // the residual: x += attn o_proj^T
-    rms_norm_kernel<TW><<<static_cast<unsigned>(T), norm_threads, 0, st>>>(
-        w.x, nullptr, static_cast<const float*>(L.mlp_norm.data), static_cast<TW*>(w.h), static_cast<int>(H),
-        cfg.rms_norm_eps);
-    gemm(w.h, L.gate_up.data, w.gate_up, T, H, 2 * I, 0.f);
-    silu_mul_kernel<TW><<<std::min<int64_t>((T * I + 255) / 256, 65535), 256, 0, st>>>(w.gate_up, static_cast<TW*>(w.act),
-                                                                                       T, static_cast<int>(I));
+    marks.mark(kStageO);
+    launch_kernel(pdl, rms_norm_kernel<TW>, static_cast<unsigned>(T), norm_threads, 0, st, w.x,
+                  static_cast<const int32_t*>(nullptr), static_cast<const float*>(L.mlp_norm.data),
+                  static_cast<TW*>(w.h), static_cast<int>(H), cfg.rms_norm_eps);
+    marks.mark(kStageMlpNorm);
+    if (use_gemv(T, H)) {  // SwiGLU in the projection's epilogue
+      launch_gemv(static_cast<int>(T), static_cast<const uint16_t*>(w.h), static_cast<const uint16_t*>(L.gate_up.data),
+                  w.act, static_cast<int>(H), static_cast<int>(2 * I), false, true, pdl, st);
+      marks.mark(kStageGateUp);
+    } else {
+      gemm(w.h, L.gate_up.data, w.gate_up, T, H, 2 * I, 0.f);
+      marks.mark(kStageGateUp);
+      launch_kernel(pdl, silu_mul_kernel<TW>, static_cast<unsigned>(std::min<int64_t>((T * I + 255) / 256, 65535)), 256,
+                    0, st, w.gate_up, static_cast<TW*>(w.act), T, static_cast<int>(I));
+      marks.mark(kStageSilu);
+    }
     gemm(w.act, L.down.data, w.x, T, I, H, 1.f);
     KV_CUDA_CHECK_LAUNCH();
+    marks.mark(kStageDown);
   }
-  rms_norm_kernel<TW><<<static_cast<unsigned>(S), norm_threads, 0, st>>>(
-      w.x, w.last_row, static_cast<const float*>(m.final_norm.data), static_cast<TW*>(w.last), static_cast<int>(H),
-      cfg.rms_norm_eps);
+  launch_kernel(pdl, rms_norm_kernel<TW>, static_cast<unsigned>(S), norm_threads, 0, st, w.x,
+                static_cast<const int32_t*>(w.last_row), static_cast<const float*>(m.final_norm.data),
+                static_cast<TW*>(w.last), static_cast<int>(H), cfg.rms_norm_eps);
+  marks.mark(kStageFinalNorm);
   gemm(w.last, cfg.tie_word_embeddings ? m.embed.data : m.lm_head.data, w.logits, S, H, V, 0.f);
+  marks.mark(kStageLmHead);
   if (b.sampled) {
     const size_t seen_bytes = b.repetition_penalty ? (static_cast<size_t>(V) + 31) / 32 * 4 : 0;
     if (seen_bytes > 48 * 1024)
       KV_CUDA_CHECK(cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(seen_bytes)));
-    sample_kernel<<<static_cast<unsigned>(S), 1024, seen_bytes, st>>>(w.logits, w.probs, static_cast<int>(V),
-                                                                     static_cast<int32_t*>(cache.device_history),
-                                                                     cache.capacity, w.sampling, w.sampled);
+    launch_kernel(pdl, sample_kernel, static_cast<unsigned>(S), 1024, seen_bytes, st, w.logits, w.probs,
+                  static_cast<int>(V), static_cast<const int32_t*>(cache.device_history), cache.capacity,
+                  static_cast<const SeqSampling*>(w.sampling), w.sampled);
+    KV_CUDA_CHECK_LAUNCH();
+    marks.mark(kStageSample);
   }
-  KV_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
@@ -531,6 +940,7 @@ Context* create_context(int32_t device) {
   const blas::Api& api = blas::api();  // fails here, clearly, when cuBLAS is missing
   auto* c = new Context{};
   c->device = device;
+  (void)cudaDeviceGetAttribute(&c->sms, cudaDevAttrMultiProcessorCount, device);
   cudaError_t err = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
   if (err != cudaSuccess) {
     delete c;
@@ -539,6 +949,8 @@ Context* create_context(int32_t device) {
   try {
     blas::check(api.create(&c->blas), "cublasCreate");
     blas::check(api.set_stream(c->blas, c->stream), "cublasSetStream");
+    KV_CUDA_CHECK(cudaMalloc(&c->blas_workspace, kBlasWorkspaceBytes));
+    blas::check(api.set_workspace(c->blas, c->blas_workspace, kBlasWorkspaceBytes), "cublasSetWorkspace");
   } catch (...) {
     destroy_context(c);
     throw;
@@ -552,7 +964,11 @@ void destroy_context(Context* c) noexcept {
   (void)cudaGetDevice(&previous);
   (void)cudaSetDevice(c->device);
   if (c->stream) (void)cudaStreamSynchronize(c->stream);
+  for (auto& [key, entry] : c->graphs)
+    if (entry.exec) (void)cudaGraphExecDestroy(entry.exec);
+  for (cudaEvent_t e : c->events) (void)cudaEventDestroy(e);
   if (c->blas) (void)blas::api().destroy(c->blas);
+  if (c->blas_workspace) (void)cudaFree(c->blas_workspace);
   if (c->work) (void)cudaFree(c->work);
   if (c->pinned) (void)cudaFreeHost(c->pinned);
   if (c->stream) (void)cudaStreamDestroy(c->stream);
@@ -600,9 +1016,99 @@ void free_history(Context* c, int32_t* history) noexcept {
   (void)c;
 }
 
+namespace {
+
+void drop_graphs(Context* c) noexcept {
+  for (auto& [key, entry] : c->graphs)
+    if (entry.exec) (void)cudaGraphExecDestroy(entry.exec);
+  c->graphs.clear();
+}
+
+// Runs the step's kernels into c->stream: eagerly, or by replaying (capturing first) the graph
+// of its shape. Only decode steps use graphs: their launches depend on the batch shape alone,
+// everything else (tokens, positions, slots, sampling) is read from the plan on the device.
+template <typename TW>
+void launch_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b, const Work& w, StageMarks& marks) {
+  const bool decode = b.num_tokens == b.num_seqs;
+  if (!m.cuda_graphs || marks.on || !decode) {
+    run_step<TW>(c, m, cache, b, w, marks);
+    return;
+  }
+  const GraphKey key{cache.serial, b.num_seqs, b.sampled != nullptr, b.repetition_penalty != nullptr && b.sampled != nullptr,
+                     m.wdtype == KV_DTYPE_BF16 && b.num_seqs <= m.gemv_max_rows};
+  GraphEntry& entry = c->graphs[key];
+  if (!entry.exec && entry.seen++ == 0) {  // first time: eager (loads every kernel it needs)
+    run_step<TW>(c, m, cache, b, w, marks);
+    return;
+  }
+  if (!entry.exec) {
+    KV_CUDA_CHECK(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
+    cudaGraph_t graph = nullptr;
+    try {
+      run_step<TW>(c, m, cache, b, w, marks);
+    } catch (...) {
+      (void)cudaStreamEndCapture(c->stream, &graph);
+      if (graph) (void)cudaGraphDestroy(graph);
+      throw;
+    }
+    KV_CUDA_CHECK(cudaStreamEndCapture(c->stream, &graph));
+    const cudaError_t err = cudaGraphInstantiate(&entry.exec, graph, 0);
+    (void)cudaGraphDestroy(graph);
+    if (err != cudaSuccess) {
+      entry.exec = nullptr;
+      throw_cuda(err, "cudaGraphInstantiate", __FILE__, __LINE__);
+    }
+    ++c->graph_captures;
+  }
+  KV_CUDA_CHECK(cudaGraphLaunch(entry.exec, c->stream));
+  ++c->graph_launches;
+}
+
+}  // namespace
+
+void set_profiling(Context* c, bool on) {
+  c->profiling = on;
+  if (!on)
+    for (ProfileTotals& t : c->totals) t = ProfileTotals{};
+}
+
+std::string profile_text(const Context* c) {
+  std::string text = "kind stage calls total_ms\n";
+  char line[160];
+  const char* kinds[2] = {"decode", "prefill"};
+  for (int k = 0; k < 2; ++k) {
+    const ProfileTotals& t = c->totals[k];
+    if (t.steps == 0) continue;
+    for (int s = 0; s < kStageCount; ++s) {
+      if (t.calls[s] == 0) continue;
+      std::snprintf(line, sizeof line, "%s %s %lld %.4f\n", kinds[k], kStageNames[s],
+                    static_cast<long long>(t.calls[s]), t.ms[s]);
+      text += line;
+    }
+    std::snprintf(line, sizeof line, "%s host_step %lld %.4f\n", kinds[k], static_cast<long long>(t.steps), t.host_ms);
+    text += line;
+  }
+  std::snprintf(line, sizeof line, "graphs captured %lld launched %lld\n", static_cast<long long>(c->graph_captures),
+                static_cast<long long>(c->graph_launches));
+  text += line;
+  return text;
+}
+
+void forget_cache(Context* c, uint64_t cache_serial) noexcept {
+  for (auto it = c->graphs.begin(); it != c->graphs.end();) {
+    if (it->first.cache == cache_serial) {
+      if (it->second.exec) (void)cudaGraphExecDestroy(it->second.exec);
+      it = c->graphs.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
   Context* c = m.cuda;
   DeviceGuard guard(c->device);
+  const auto host_start = std::chrono::steady_clock::now();
   const kv_model_config& cfg = m.cfg;
   const int64_t T = b.num_tokens, S = b.num_seqs, H = cfg.hidden_size, QD = static_cast<int64_t>(cfg.num_q_heads) * cfg.head_dim,
                 KVD = static_cast<int64_t>(cfg.num_kv_heads) * cfg.head_dim, I = cfg.intermediate_size,
@@ -610,9 +1116,27 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
   const size_t es = m.wdtype == KV_DTYPE_BF16 ? 2 : 4;
 
   // The plan (integers and sampling parameters) is staged in pinned memory and copied once.
+  // Prefill steps of bf16 models run attention on tensor cores over query tiles: each
+  // sequence's new tokens in tiles of prefill_tile_rows, the tiles with the most keys first.
+  std::vector<kv::cuda::PrefillTile> tiles;
+  if (m.wdtype == KV_DTYPE_BF16 && (cfg.head_dim == 64 || cfg.head_dim == 128) && T > S) {
+    const int rows = kv::cuda::prefill_tile_rows(cfg.head_dim);
+    for (int32_t s = 0; s < S; ++s)
+      for (int32_t q0 = 0; q0 < b.num_new[s]; q0 += rows)
+        tiles.push_back({static_cast<int32_t>(b.token_offset[s] + q0), std::min(rows, b.num_new[s] - q0),
+                         b.start_pos[s] + q0, 0, static_cast<int64_t>(b.slots[s]) * cache.capacity});
+    std::stable_sort(tiles.begin(), tiles.end(), [](const auto& x, const auto& y) {
+      return x.q_pos0 + x.q_count > y.q_pos0 + y.q_count;
+    });
+  }
   const size_t plan_ints = static_cast<size_t>(4 * T + S);
-  const size_t plan_bytes = align256(plan_ints * 4) + align256(static_cast<size_t>(S) * sizeof(SeqSampling));
+  const size_t sampling_offset = align256(plan_ints * 4);
+  const size_t tiles_offset = sampling_offset + align256(static_cast<size_t>(S) * sizeof(SeqSampling));
+  const size_t plan_bytes = tiles_offset + align256(tiles.size() * sizeof(kv::cuda::PrefillTile));
   size_t offsets[16], total = 0;
+  const int group = cfg.num_q_heads / cfg.num_kv_heads;
+  const int splits = attention_splits(T, static_cast<int64_t>(cfg.num_kv_heads) * (group / group_tile(group)), c->sms,
+                                      cache.capacity);
   auto carve = [&](int i, size_t bytes) {
     offsets[i] = total;
     total += align256(bytes);
@@ -628,7 +1152,12 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
   carve(8, S * V * 4);                  // logits
   carve(9, S * V * 4);                  // probs
   carve(10, S * 4);                     // sampled
+  carve(11, splits > 1 ? T * QD * splits * 4 : 0);                     // part_o
+  carve(12, splits > 1 ? T * cfg.num_q_heads * splits * 4 : 0);        // part_lse
+  carve(13, tiles.empty() ? 0 : T * QD * 2);                            // q_lowp
   if (total > c->work_bytes) {
+    drop_graphs(c);  // they captured the old workspace's addresses
+    KV_CUDA_CHECK(cudaStreamSynchronize(c->stream));
     if (c->work) KV_CUDA_CHECK(cudaFree(c->work));
     c->work = nullptr;
     c->work_bytes = 0;
@@ -651,7 +1180,10 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
   w.cache_row = w.pos + T;
   w.slot_row = w.cache_row + T;
   w.last_row = w.slot_row + T;
-  w.sampling = reinterpret_cast<SeqSampling*>(base + align256(plan_ints * 4));
+  w.sampling = reinterpret_cast<SeqSampling*>(base + sampling_offset);
+  w.tiles = reinterpret_cast<const kv::cuda::PrefillTile*>(base + tiles_offset);
+  w.num_tiles = static_cast<int>(tiles.size());
+  w.q_lowp = base + offsets[13];
   w.x = reinterpret_cast<float*>(base + offsets[1]);
   w.h = base + offsets[2];
   w.qkv = reinterpret_cast<float*>(base + offsets[3]);
@@ -662,6 +1194,8 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
   w.logits = reinterpret_cast<float*>(base + offsets[8]);
   w.probs = reinterpret_cast<float*>(base + offsets[9]);
   w.sampled = reinterpret_cast<int32_t*>(base + offsets[10]);
+  w.part_o = reinterpret_cast<float*>(base + offsets[11]);
+  w.part_lse = reinterpret_cast<float*>(base + offsets[12]);
 
   int32_t* host_ints = static_cast<int32_t*>(c->pinned);
   for (int32_t s = 0; s < S; ++s) {
@@ -674,7 +1208,9 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
     }
     host_ints[4 * T + s] = static_cast<int32_t>(b.token_offset[s + 1] - 1);
   }
-  auto* host_sampling = reinterpret_cast<SeqSampling*>(static_cast<char*>(c->pinned) + align256(plan_ints * 4));
+  if (!tiles.empty())
+    std::memcpy(static_cast<char*>(c->pinned) + tiles_offset, tiles.data(), tiles.size() * sizeof(tiles[0]));
+  auto* host_sampling = reinterpret_cast<SeqSampling*>(static_cast<char*>(c->pinned) + sampling_offset);
   for (int32_t s = 0; s < S; ++s) {
     SeqSampling& sp = host_sampling[s];
     sp.temperature = b.temperature ? b.temperature[s] : 0.f;
@@ -689,8 +1225,10 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
     sp.request_id = b.request_id ? b.request_id[s] : 0;
   }
   KV_CUDA_CHECK(cudaMemcpyAsync(base, c->pinned, plan_bytes, cudaMemcpyHostToDevice, c->stream));
-  if (m.wdtype == KV_DTYPE_BF16) run_step<uint16_t>(c, m, cache, b, w);
-  else run_step<float>(c, m, cache, b, w);
+  StageMarks marks{c, c->profiling, {}};
+  marks.mark(-1);
+  if (m.wdtype == KV_DTYPE_BF16) launch_step<uint16_t>(c, m, cache, b, w, marks);
+  else launch_step<float>(c, m, cache, b, w, marks);
   char* results = static_cast<char*>(c->pinned);
   if (b.sampled) KV_CUDA_CHECK(cudaMemcpyAsync(results, w.sampled, S * 4, cudaMemcpyDeviceToHost, c->stream));
   if (b.logits)
@@ -698,6 +1236,17 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
   KV_CUDA_CHECK(cudaStreamSynchronize(c->stream));
   if (b.sampled) std::memcpy(b.sampled, results, S * 4);
   if (b.logits) std::memcpy(b.logits, results + align256(S * 4), S * V * 4);
+  if (marks.on) {
+    ProfileTotals& t = c->totals[T == S ? 0 : 1];
+    for (size_t i = 1; i < marks.marks.size(); ++i) {
+      float ms = 0.f;
+      KV_CUDA_CHECK(cudaEventElapsedTime(&ms, marks.marks[i - 1].second, marks.marks[i].second));
+      t.ms[marks.marks[i].first] += ms;
+      ++t.calls[marks.marks[i].first];
+    }
+    ++t.steps;
+    t.host_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - host_start).count();
+  }
 }
 
 }  // namespace kv::model::cuda

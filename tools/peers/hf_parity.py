@@ -7,12 +7,17 @@
 
 Cases: LlamaForCausalLM with llama3 RoPE scaling and GQA, Qwen3ForCausalLM with tied
 embeddings, MistralForCausalLM (no sliding window), Qwen2ForCausalLM (q/k/v biases);
-initializer_range 0.1 so that logits are far from uniform.
-Criteria (issue 3): max |logits - ref| / std(ref) < 1e-3 in fp32 and < 3e-2 in bf16 (at the last
-prompt position; the reference runs in the same dtype); 64 greedy tokens identical in fp32 up to
-the first step where the fp32 reference's top-2 margin is below 1e-4.
+initializer_range 0.05 (KVASIR_PARITY_INIT overrides) so that logits are far from uniform (the
+table reports the reference's top-1 probability) yet the random network is not chaotic: at 0.1
+a bf16 rounding of the weights alone moves the logits by 3-7% of their spread, and transformers'
+own bf16 run misses the 3e-2 criterion by 2-3.6x (docs/perf/2026-11-29-parity.md).
+Criteria (issue 3): max |logits - ref| / std(ref) < 1e-3 in fp32 and < 3e-2 in bf16, at the last
+prompt position, the reference being transformers in fp32 for both; 64 greedy tokens identical in
+fp32 up to the first step where the fp32 reference's top-2 margin is below 1e-4. Transformers' own
+bf16 run against its fp32 run is reported beside them as the yardstick of bf16 rounding.
 """
 import json
+import os
 import pathlib
 import sys
 
@@ -23,8 +28,9 @@ import transformers
 SEED = 20261129
 PROMPT_LEN = 48
 NEW_TOKENS = 64
+INIT = float(os.environ.get("KVASIR_PARITY_INIT", "0.05"))
 COMMON = dict(vocab_size=1000, hidden_size=512, intermediate_size=1024, num_hidden_layers=2,
-              num_attention_heads=8, max_position_embeddings=8192, initializer_range=0.1)
+              num_attention_heads=8, max_position_embeddings=8192, initializer_range=INIT)
 
 
 def configs():
@@ -85,6 +91,12 @@ def compare(root):
     rows, failed = [], 0
     for case in cases:
         name = case["name"]
+        ref = np.load(root / f"{name}.hf-f32.npy")
+        hf_bf16 = np.load(root / f"{name}.hf-bf16.npy")
+        p = np.exp(ref - ref.max())
+        top1 = float(p.max() / p.sum())
+        rows.append((name, "transformers", "bf16", f"{float(np.abs(hf_bf16 - ref).max() / ref.std()):.2e}",
+                     f"top-1 p {top1:.2f}", "yardstick"))
         for device in ("cpu", "cuda"):
             for label in ("f32", "bf16"):
                 stem = root / "out" / f"{name}-{device}-{label}"
@@ -92,7 +104,6 @@ def compare(root):
                     rows.append((name, device, label, "missing", "", "FAIL"))
                     failed += 1
                     continue
-                ref = np.load(root / f"{name}.hf-{label}.npy")
                 got = np.load(stem.with_suffix(".npy"))
                 rel = float(np.abs(got - ref).max() / ref.std())
                 ok = rel < (1e-3 if label == "f32" else 3e-2)
@@ -110,13 +121,14 @@ def compare(root):
                         ok = False
                 failed += not ok
                 rows.append((name, device, label, f"{rel:.2e}", greedy, "ok" if ok else "FAIL"))
-    lines = ["| model | device | dtype | max abs diff / std | greedy 64 (fp32) | result |", "|---|---|---|---:|---|---|"]
+    lines = [f"initializer_range {INIT}; reference: transformers fp32 (eager attention)", "",
+             "| model | device | dtype | max abs diff / std | greedy 64 (fp32) | result |", "|---|---|---|---:|---|---|"]
     lines += [f"| {' | '.join(r)} |" for r in rows]
     table = "\n".join(lines)
     print(table)
     (root / "parity.md").write_text(table + "\n")
     (root / "parity.json").write_text(json.dumps({"transformers": transformers.__version__, "torch": torch.__version__,
-                                                  "rows": rows, "failed": failed}))
+                                                  "initializer_range": INIT, "rows": rows, "failed": failed}))
     return failed
 
 

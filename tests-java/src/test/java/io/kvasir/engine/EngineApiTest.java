@@ -55,6 +55,19 @@ class EngineApiTest {
   }
 
   @Test
+  void modelOptionsAreCheckedByNameAndTheProfileReadsBack() {
+    try (Engine e = tiny("llama", 64)) {
+      io.kvasir.nativeapi.KvasirException bad = org.junit.jupiter.api.Assertions.assertThrows(
+          io.kvasir.nativeapi.KvasirException.class, () -> e.setModelOption("gemv_max_rows", 99));
+      assertTrue(bad.getMessage().contains("gemv_max_rows=99 must be in [0, 16]"), bad.getMessage());
+      e.setModelOption("profile", 1);
+      e.generate(GenerationRequest.of(new int[] {1, 2, 3}, 4, SamplingParams.greedy()).withIgnoreEos(true));
+      // The CPU keeps no stage times: the table is its header.
+      assertEquals("kind stage calls total_ms\n", e.profile());
+    }
+  }
+
+  @Test
   void aStopStringEndsTheTextBeforeIt() {
     try (Engine e = tiny("qwen2", 256)) {
       GenerationResult free = e.generate(GenerationRequest.of(e.encode("abc"), 40, SamplingParams.greedy())

@@ -127,6 +127,21 @@ final class GenerateCommand implements Callable<Integer> {
       + " (JSON: configuration, device, ceilings, figures) for docs/perf.")
   Path record;
 
+  @Option(names = "--profile", description = "Time every stage of the CUDA steps (CUDA graphs off meanwhile) and"
+      + " print the totals after the run.")
+  boolean profile;
+
+  @Option(names = "--no-cuda-graphs", description = "Launch every decode step's kernels instead of replaying CUDA graphs.")
+  boolean noCudaGraphs;
+
+  @Option(names = "--no-pdl", description = "Launch a CUDA step's kernels in plain stream order (no programmatic"
+      + " dependent launch).")
+  boolean noPdl;
+
+  @Option(names = "--gemv-max-rows", paramLabel = "N", description = "CUDA bf16: steps of at most N tokens use"
+      + " Kvasir's GEMV for projections, larger ones cuBLAS (0..16; default 8).")
+  Integer gemvMaxRows;
+
   @Override
   public Integer call() {
     PrintWriter out = spec.commandLine().getOut();
@@ -162,6 +177,18 @@ final class GenerateCommand implements Callable<Integer> {
       builder.optTokenizer(tokenizer);
     }
     try (Engine engine = builder.build()) {
+      if (noCudaGraphs) {
+        engine.setModelOption("cuda_graphs", 0);
+      }
+      if (noPdl) {
+        engine.setModelOption("pdl", 0);
+      }
+      if (gemvMaxRows != null) {
+        engine.setModelOption("gemv_max_rows", gemvMaxRows);
+      }
+      if (profile) {
+        engine.setModelOption("profile", 1);
+      }
       Roofline ceiling = null;
       if (roofline) {
         try (Stream stream = Stream.create(backend, deviceIndex)) {
@@ -215,6 +242,9 @@ final class GenerateCommand implements Callable<Integer> {
               spec.commandLine().getParseResult().originalArgs()));
         }
       }
+      if (profile) {
+        out.print("-- profile (device ms per stage, all steps):\n" + engine.profile());
+      }
       out.flush();
       return 0;
     } catch (IOException | RuntimeException e) {
@@ -225,20 +255,25 @@ final class GenerateCommand implements Callable<Integer> {
     }
   }
 
-  // The batch as one: its earliest first token, its decode span, every generated token.
+  // The batch as one: TTFT of its earliest first token; decode from the moment every sequence
+  // has its first token (prefill of the later sequences is not decode time) to the last token,
+  // counting every token after each sequence's first.
   private static GenerationStats aggregate(List<GenerationResult> results) {
     GenerationStats first = results.get(0).stats();
-    double ttft = Double.MAX_VALUE, decode = 0;
+    double ttft = Double.MAX_VALUE;
+    double decodeStart = 0;
+    double end = 0;
     int generated = 0;
     long kv = 0;
     for (GenerationResult x : results) {
       ttft = Math.min(ttft, x.stats().ttftMillis());
-      decode = Math.max(decode, x.stats().decodeMillis());
+      decodeStart = Math.max(decodeStart, x.stats().ttftMillis());
+      end = Math.max(end, x.stats().ttftMillis() + x.stats().decodeMillis());
       generated += x.stats().generatedTokens() - 1;
       kv += x.stats().kvBytes();
     }
     // decodeTokensPerSecond counts tokens after the first: add one back for the record's shape.
-    return new GenerationStats(first.promptTokens(), generated + 1, ttft, decode, kv);
+    return new GenerationStats(first.promptTokens(), generated + 1, ttft, end - decodeStart, kv);
   }
 
   private int[] promptIds(Engine engine) {

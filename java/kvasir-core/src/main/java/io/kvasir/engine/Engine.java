@@ -81,6 +81,19 @@ public final class Engine implements AutoCloseable {
     return cache.bytes();
   }
 
+  /**
+   * Sets a runtime option of the model (see {@link Model#setOption}): {@code cuda_graphs},
+   * {@code gemv_max_rows}, {@code profile}. Options tune speed or diagnostics, never results beyond rounding.
+   */
+  public synchronized void setModelOption(String name, long value) {
+    model.setOption(name, value);
+  }
+
+  /** Per-stage device times gathered while the {@code profile} option was on (a text table). */
+  public synchronized String profile() {
+    return model.profile();
+  }
+
   /** Whether text can be encoded and decoded (the model directory has a tokenizer). */
   public boolean hasTokenizer() {
     return codec != null;

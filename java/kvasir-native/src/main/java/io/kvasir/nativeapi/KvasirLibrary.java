@@ -2,6 +2,7 @@ package io.kvasir.nativeapi;
 
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.Loader;
+import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.annotation.ByPtrPtr;
 import org.bytedeco.javacpp.annotation.Cast;
@@ -468,6 +469,13 @@ final class KvasirLibrary {
 
   @Cast("uint64_t")
   static native long kv_model_weight_bytes(kv_model model);
+
+  @Cast("kv_status")
+  static native int kv_model_set_option(kv_model model, String name, @Cast("int64_t") long value);
+
+  @Cast("kv_status")
+  static native int kv_model_profile_read(kv_model model, @Cast("char*") BytePointer buf,
+      @Cast("uint64_t") long capacity, @Cast("uint64_t*") LongPointer needed_out);
 
   @Cast("kv_status")
   static native int kv_kv_cache_init(kv_model model, int num_slots, int slot_capacity_tokens,

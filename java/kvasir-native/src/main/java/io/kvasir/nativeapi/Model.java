@@ -1,7 +1,9 @@
 package io.kvasir.nativeapi;
 
 import java.util.Objects;
+import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.Pointer;
 
 /**
@@ -94,6 +96,29 @@ public final class Model extends NativeHandle {
   /** Throws naming the first weight that was never set. */
   public void checkComplete() {
     KvasirException.check(KvasirLibrary.kv_model_check_complete(nativeHandle()));
+  }
+
+  /**
+   * Sets a tuning or diagnostic option by name (see kv_model_set_option): {@code cuda_graphs} (0/1),
+   * {@code gemv_max_rows} (0..16), {@code profile} (0/1).
+   *
+   * @throws KvasirException naming an unknown option or a value out of range
+   */
+  public void setOption(String name, long value) {
+    Objects.requireNonNull(name, "name");
+    KvasirException.check(KvasirLibrary.kv_model_set_option(nativeHandle(), name, value));
+  }
+
+  /** The per-stage device times gathered while the {@code profile} option was on, as a text table. */
+  public String profile() {
+    try (LongPointer needed = new LongPointer(1)) {
+      KvasirException.check(KvasirLibrary.kv_model_profile_read(nativeHandle(), null, 0, needed));
+      long size = needed.get();
+      try (BytePointer buf = new BytePointer(size)) {
+        KvasirException.check(KvasirLibrary.kv_model_profile_read(nativeHandle(), buf, size, null));
+        return buf.getString(java.nio.charset.StandardCharsets.UTF_8);
+      }
+    }
   }
 
   /** Bytes the weights occupy on the device. */
