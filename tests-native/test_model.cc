@@ -392,7 +392,7 @@ TEST_P(ModelTest, OptionsAndTheProfile) {
   std::string text(needed, '\0');
   KVT_CHECK(kv_model_profile_read(m.model, text.data(), needed, nullptr));
   text.resize(needed - 1);
-  EXPECT_EQ(text.rfind("kind stage calls total_ms\n", 0), 0u) << text;
+  EXPECT_EQ(text.rfind("kind stage calls total_ms launch_ms\n", 0), 0u) << text;
   if (backend() == KV_BACKEND_CUDA) {
     // Two layers: each per-layer stage was timed twice in the decode step.
     EXPECT_NE(text.find("decode qkv_proj 2 "), std::string::npos) << text;

@@ -448,8 +448,9 @@ KV_API kv_status kv_model_set_option(kv_model_t model, const char* name, int64_t
 
 /**
  * The stage totals gathered while "profile" was on, as text: a header line, then one line per
- * (step kind, stage): "decode|prefill <stage> <calls> <total_ms>", and lines "<kind> host_step
- * <steps> <total_ms>" with the host wall time of the same steps. Written NUL-terminated into buf
+ * (step kind, stage): "decode|prefill <stage> <calls> <total_ms> <launch_ms>" (device time; host
+ * time spent enqueueing the stage), and lines "<kind> host_step <steps> <total_ms>" with the host
+ * wall time of the same steps. Written NUL-terminated into buf
  * (truncated to capacity; buf may be NULL when capacity is 0); *needed_out (may be NULL) gets the
  * full length plus one. CPU models give an empty table.
  */

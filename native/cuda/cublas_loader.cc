@@ -54,6 +54,43 @@ const Api& api() {
   return loaded;
 }
 
+const LtApi* lt_api() {
+  static std::once_flag once;
+  static LtApi loaded{};
+  static bool ok = false;
+  std::call_once(once, [] {
+    const char* names[] = {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"};
+    void* lib = nullptr;
+    const char* file = nullptr;
+    for (const char* name : names) {
+      lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+      if (lib) {
+        file = name;
+        break;
+      }
+    }
+    if (!lib) return;
+    try {
+      bind(lib, "cublasLtCreate", &loaded.create, file);
+      bind(lib, "cublasLtDestroy", &loaded.destroy, file);
+      bind(lib, "cublasLtMatmulDescCreate", &loaded.desc_create, file);
+      bind(lib, "cublasLtMatmulDescDestroy", &loaded.desc_destroy, file);
+      bind(lib, "cublasLtMatmulDescSetAttribute", &loaded.desc_set, file);
+      bind(lib, "cublasLtMatrixLayoutCreate", &loaded.layout_create, file);
+      bind(lib, "cublasLtMatrixLayoutDestroy", &loaded.layout_destroy, file);
+      bind(lib, "cublasLtMatmulPreferenceCreate", &loaded.pref_create, file);
+      bind(lib, "cublasLtMatmulPreferenceDestroy", &loaded.pref_destroy, file);
+      bind(lib, "cublasLtMatmulPreferenceSetAttribute", &loaded.pref_set, file);
+      bind(lib, "cublasLtMatmulAlgoGetHeuristic", &loaded.heuristic, file);
+      bind(lib, "cublasLtMatmul", &loaded.matmul, file);
+      ok = true;
+    } catch (const Error&) {
+      loaded = LtApi{};
+    }
+  });
+  return ok ? &loaded : nullptr;
+}
+
 void check(Status status, const char* call) {
   if (status != 0) fail(KV_STATUS_DEVICE_ERROR, call, " failed with cublasStatus_t ", status);
 }

@@ -35,6 +35,45 @@ struct Api {
 // The loaded API; throws kv::Error (KV_STATUS_UNSUPPORTED) naming the library when it is absent.
 const Api& api();
 
+// cuBLASLt, for matrix products whose algorithm is chosen once per shape and reused: cublasGemmEx
+// re-runs its heuristics on every call, which costs up to milliseconds of host time per call for
+// some prefill shapes (measured on the H200, docs/perf). Values from cublasLt.h of CUDA 13.
+constexpr int kLtDescTransA = 3;          // CUBLASLT_MATMUL_DESC_TRANSA
+constexpr int kLtDescTransB = 4;          // CUBLASLT_MATMUL_DESC_TRANSB
+constexpr int kLtPrefMaxWorkspace = 1;    // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
+
+struct LtAlgo {
+  uint64_t data[8];
+};
+struct LtHeuristicResult {  // cublasLtMatmulHeuristicResult_t
+  LtAlgo algo;
+  size_t workspace_size;
+  Status state;
+  float waves_count;
+  int reserved[4];
+};
+
+struct LtApi {
+  Status (*create)(Handle*);
+  Status (*destroy)(Handle);
+  Status (*desc_create)(void** desc, int compute_type, int scale_type);
+  Status (*desc_destroy)(void* desc);
+  Status (*desc_set)(void* desc, int attribute, const void* buf, size_t bytes);
+  Status (*layout_create)(void** layout, int type, uint64_t rows, uint64_t cols, int64_t ld);
+  Status (*layout_destroy)(void* layout);
+  Status (*pref_create)(void** pref);
+  Status (*pref_destroy)(void* pref);
+  Status (*pref_set)(void* pref, int attribute, const void* buf, size_t bytes);
+  Status (*heuristic)(Handle, void* desc, void* a, void* b, void* c, void* d, void* pref, int requested,
+                      LtHeuristicResult* results, int* returned);
+  Status (*matmul)(Handle, void* desc, const void* alpha, const void* a, void* a_layout, const void* b, void* b_layout,
+                   const void* beta, const void* c, void* c_layout, void* d, void* d_layout, const LtAlgo* algo,
+                   void* workspace, size_t workspace_bytes, void* stream);
+};
+
+// The loaded cuBLASLt, or nullptr when libcublasLt is absent (callers fall back to cublasGemmEx).
+const LtApi* lt_api();
+
 // Throws kv::Error naming the call when status is not success.
 void check(Status status, const char* call);
 

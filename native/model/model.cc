@@ -573,7 +573,7 @@ kv_status kv_model_profile_read(kv_model_t model, char* buf, uint64_t capacity, 
   KV_API_BEGIN
   KV_REQUIRE_NOT_NULL(model);
   KV_REQUIRE(buf != nullptr || capacity == 0, "buf is NULL with capacity=", capacity);
-  std::string text = "kind stage calls total_ms\n";
+  std::string text = "kind stage calls total_ms launch_ms\n";
 #ifdef KV_WITH_CUDA
   if (model->cuda) text = kv::model::cuda::profile_text(model->cuda);
 #endif

@@ -44,6 +44,7 @@ constexpr const char* kStageNames[kStageCount] = {"embed",  "attn_norm", "qkv_pr
 struct ProfileTotals {
   int64_t calls[kStageCount] = {};
   double ms[kStageCount] = {};
+  double launch_ms[kStageCount] = {};  // host time spent enqueueing the stage
   int64_t steps = 0;
   double host_ms = 0;
 };
@@ -63,11 +64,28 @@ struct GraphEntry {
   cudaGraphExec_t exec = nullptr;
 };
 
+// A cuBLASLt matrix product of one shape: its descriptors and the algorithm chosen once.
+struct LtKey {
+  int64_t n, rows, k;
+  int type;
+  bool accumulate;
+  bool operator<(const LtKey& o) const {
+    return std::tie(n, rows, k, type, accumulate) < std::tie(o.n, o.rows, o.k, o.type, o.accumulate);
+  }
+};
+struct LtPlan {
+  void *desc = nullptr, *a = nullptr, *b = nullptr, *c = nullptr;
+  blas::LtAlgo algo{};
+  bool ok = false;  // false: no algorithm found; cublasGemmEx handles the shape
+};
+
 struct Context {
   int32_t device = 0;
   int sms = 1;  // multiprocessors of the device
   cudaStream_t stream = nullptr;
   blas::Handle blas = nullptr;
+  blas::Handle lt = nullptr;  // cuBLASLt (null when absent)
+  std::map<LtKey, LtPlan> lt_plans;
   void* blas_workspace = nullptr;  // cuBLAS's workspace, set once so graph capture never allocates
   void* work = nullptr;  // device workspace of a step, grown on demand
   size_t work_bytes = 0;
@@ -275,35 +293,42 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_bf16_kernel(const uint16_t*
   }
 }
 
-// The k split that gives about 8192 warps (a few waves of the GPU), keeping >= 512 elements a slice.
-int gemv_ksplit(int64_t units, int k) {
+// The k split: the largest of 1, 2, 4, 8 whose warps still fit one wave of the GPU (a second,
+// partial wave would leave most multiprocessors idle at the end), keeping >= 512 elements a slice.
+int gemv_ksplit(int64_t units, int k, int64_t wave_warps) {
   int ks = 1;
-  while (ks < 8 && units * ks < 8192 && k / (2 * ks) >= 512) ks *= 2;
+  while (ks < 8 && units * ks * 2 <= wave_warps && k / (2 * ks) >= 512) ks *= 2;
   return ks;
 }
 
 template <int T>
 void launch_gemv_t(const uint16_t* a, const uint16_t* w, void* out, int k, int n, bool accumulate, bool swiglu,
-                   bool pdl, cudaStream_t st) {
+                   bool pdl, int sms, cudaStream_t st) {
+  auto* kernel_plain = gemv_bf16_kernel<T, false>;
+  auto* kernel_swiglu = gemv_bf16_kernel<T, true>;
+  static const int blocks_per_sm = [&] {  // resident blocks of this instance (registers decide)
+    int b = 0;
+    KV_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, kernel_plain, kGemvThreads, 0));
+    return std::max(b, 1);
+  }();
   const int64_t units = swiglu ? n / 2 : (n + 1) / 2;
-  const int ks = gemv_ksplit(units, k);
+  const int ks = gemv_ksplit(units, k, static_cast<int64_t>(sms) * blocks_per_sm * (kGemvThreads / 32));
   const int64_t units_per_block = (kGemvThreads / 32) / ks;
   const unsigned blocks = static_cast<unsigned>((units + units_per_block - 1) / units_per_block);
   if (swiglu)
-    launch_kernel(pdl, gemv_bf16_kernel<T, true>, blocks, kGemvThreads, 0, st, a, w, out, k, n, 0, ks);
+    launch_kernel(pdl, kernel_swiglu, blocks, kGemvThreads, 0, st, a, w, out, k, n, 0, ks);
   else
-    launch_kernel(pdl, gemv_bf16_kernel<T, false>, blocks, kGemvThreads, 0, st, a, w, out, k, n, accumulate ? 1 : 0,
-                  ks);
+    launch_kernel(pdl, kernel_plain, blocks, kGemvThreads, 0, st, a, w, out, k, n, accumulate ? 1 : 0, ks);
 }
 
 // out = a w^T (fp32, += with accumulate) or, with swiglu, act = silu(gate) * up in bf16 where
 // w holds the gate rows then the up rows (n = 2 * intermediate).
 void launch_gemv(int rows, const uint16_t* a, const uint16_t* w, void* out, int k, int n, bool accumulate,
-                 bool swiglu, bool pdl, cudaStream_t st) {
+                 bool swiglu, bool pdl, int sms, cudaStream_t st) {
   switch (rows) {
 #define KV_GEMV_CASE(R) \
   case R:               \
-    launch_gemv_t<R>(a, w, out, k, n, accumulate, swiglu, pdl, st); \
+    launch_gemv_t<R>(a, w, out, k, n, accumulate, swiglu, pdl, sms, st); \
     break;
     KV_GEMV_CASE(1) KV_GEMV_CASE(2) KV_GEMV_CASE(3) KV_GEMV_CASE(4) KV_GEMV_CASE(5) KV_GEMV_CASE(6)
     KV_GEMV_CASE(7) KV_GEMV_CASE(8) KV_GEMV_CASE(9) KV_GEMV_CASE(10) KV_GEMV_CASE(11) KV_GEMV_CASE(12)
@@ -320,8 +345,10 @@ struct StageMarks {
   Context* c;
   bool on;
   std::vector<std::pair<int, cudaEvent_t>> marks;
+  std::vector<std::chrono::steady_clock::time_point> host;  // when each mark was made
   void mark(int stage) {
     if (!on) return;
+    host.push_back(std::chrono::steady_clock::now());
     if (marks.size() == c->events.size()) {
       cudaEvent_t e;
       KV_CUDA_CHECK(cudaEventCreate(&e));
@@ -343,20 +370,41 @@ __global__ void embed_kernel(const int32_t* tokens, const TW* embed, float* x, i
   for (int i = threadIdx.x; i < h; i += blockDim.x) x[t * h + i] = load(row, i);
 }
 
-// out[r] = x[rows ? rows[r] : r] * rsqrt(mean(x^2) + eps) * w, as transformers' LlamaRMSNorm.
+// out[r] = x[rows ? rows[r] : r] * rsqrt(mean(x^2) + eps) * w, as transformers' LlamaRMSNorm;
+// 16-byte loads when h is a multiple of 4.
 template <typename TOut>
 __global__ void rms_norm_kernel(const float* x, const int32_t* rows, const float* w, TOut* out, int h, float eps) {
   pdl_begin();
   const int64_t r = blockIdx.x;
   const float* xr = x + static_cast<int64_t>(rows ? rows[r] : r) * h;
+  TOut* o = out + r * h;
+  if ((h & 3) == 0) {
+    const float4* x4 = reinterpret_cast<const float4*>(xr);
+    const float4* w4 = reinterpret_cast<const float4*>(w);
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < h / 4; i += blockDim.x) {
+      const float4 v = x4[i];
+      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+    const float inv = rsqrtf(block_sum(ss) / h + eps);
+    for (int i = threadIdx.x; i < h / 4; i += blockDim.x) {
+      const float4 v = x4[i], g = w4[i];
+      store(o, 4 * i, v.x * inv * g.x);
+      store(o, 4 * i + 1, v.y * inv * g.y);
+      store(o, 4 * i + 2, v.z * inv * g.z);
+      store(o, 4 * i + 3, v.w * inv * g.w);
+    }
+    return;
+  }
   float ss = 0.f;
   for (int i = threadIdx.x; i < h; i += blockDim.x) ss += xr[i] * xr[i];
   const float inv = rsqrtf(block_sum(ss) / h + eps);
-  for (int i = threadIdx.x; i < h; i += blockDim.x) store(out, r * h + i, xr[i] * inv * w[i]);
+  for (int i = threadIdx.x; i < h; i += blockDim.x) store(o, i, xr[i] * inv * w[i]);
 }
 
 // Per (token, head): bias; for q and k heads the per-head RMSNorm (Qwen3) and RoPE; k and v
-// heads go into the cache at the token's (slot, position). One thread per rotation pair.
+// heads go into the cache at the token's (slot, position). A block holds blockDim.y heads of a
+// token, blockDim.x = d / 2 threads each (one per rotation pair).
 // q_out (may be null): the rotated q heads also in the cache dtype, [token][hq * d], for the
 // tensor-core prefill attention.
 template <typename TKV>
@@ -365,27 +413,42 @@ __global__ void qkv_post_kernel(float* qkv, const float* bias, const float* q_no
                                 TKV* v_layer, TKV* q_out, int hq, int hkv, int d, int qkv_width, int qk_norm,
                                 float eps) {
   pdl_begin();
+  __shared__ float partial[8][4];
   const int64_t t = blockIdx.x;
-  const int hd = blockIdx.y;
+  const int hd = blockIdx.y * blockDim.y + threadIdx.y;
   const int half = d / 2, i = threadIdx.x;
+  const bool active = hd < hq + 2 * hkv;
   float* row = qkv + t * qkv_width + static_cast<int64_t>(hd) * d;
-  float x1 = row[i], x2 = row[i + half];
-  if (bias) {
-    x1 += bias[hd * d + i];
-    x2 += bias[hd * d + i + half];
+  float x1 = 0.f, x2 = 0.f;
+  if (active) {
+    x1 = row[i];
+    x2 = row[i + half];
+    if (bias) {
+      x1 += bias[hd * d + i];
+      x2 += bias[hd * d + i + half];
+    }
   }
+  if (qk_norm) {  // uniform over the launch: every thread reaches the barrier
+    float ss = x1 * x1 + x2 * x2;
+    for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+    if ((i & 31) == 0) partial[threadIdx.y][i >> 5] = ss;
+    __syncthreads();
+    float total = 0.f;
+    for (int wi = 0; wi < (half + 31) / 32; ++wi) total += partial[threadIdx.y][wi];
+    if (active && hd < hq + hkv) {
+      const float inv = rsqrtf(total / d + eps);
+      const float* w = hd < hq ? q_norm : k_norm;
+      x1 = x1 * inv * w[i];
+      x2 = x2 * inv * w[i + half];
+    }
+  }
+  if (!active) return;
   const int64_t kv_width = static_cast<int64_t>(hkv) * d;
   if (hd >= hq + hkv) {  // a v head: straight into the cache
     TKV* dst = v_layer + static_cast<int64_t>(cache_row[t]) * kv_width + static_cast<int64_t>(hd - hq - hkv) * d;
     store(dst, i, x1);
     store(dst, i + half, x2);
     return;
-  }
-  if (qk_norm) {
-    const float inv = rsqrtf(block_sum(x1 * x1 + x2 * x2) / d + eps);
-    const float* w = hd < hq ? q_norm : k_norm;
-    x1 = x1 * inv * w[i];
-    x2 = x2 * inv * w[i + half];
   }
   // angle = position * inv_freq in fp32 (one rounding), accurate sin and cos of it.
   const float angle = static_cast<float>(pos[t]) * inv_freq[i];
@@ -473,30 +536,35 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(const float* qk
   const int64_t base = static_cast<int64_t>(slot_row[t]) * kv_width + static_cast<int64_t>(kvh) * D + sl * E;
   const int64_t len = pos[t] + 1;
   // This block's range: equal shares in multiples of PARTS positions.
-  const int64_t share = ((len + splits - 1) / splits + PARTS - 1) / PARTS * PARTS;
+  // Shares of at least 64 positions: for short contexts the later splits are empty (they
+  // write the empty state, which the combination ignores).
+  const int64_t even_share = ((len + splits - 1) / splits + PARTS - 1) / PARTS * PARTS;
+  const int64_t share = even_share > 64 ? even_share : 64;
   const int64_t begin = split * share, end = min(len, begin + share);
-  // kUnroll positions a lane group in flight: their K and V loads are issued together.
+  // kUnroll positions a lane group in flight: their K and V loads are issued together, their
+  // scores computed, then one rescale of the running state per chunk.
   constexpr int kUnroll = 4;
   for (int64_t p0 = begin; p0 < end; p0 += kUnroll * PARTS) {
     Raw8<TKV> kr[kUnroll], vr[kUnroll];
+    bool valid[kUnroll];
 #pragma unroll
     for (int j = 0; j < kUnroll; ++j) {
       const int64_t p = p0 + j * PARTS + warp * TPW + tg;
-      if (p < end) {
+      valid[j] = p < end;
+      if (valid[j]) {
         kr[j].load(k_layer + base + p * kv_width);
         vr[j].load(v_layer + base + p * kv_width);
       }
     }
+    float score[kUnroll][G];
 #pragma unroll
     for (int j = 0; j < kUnroll; ++j) {
-      const bool valid = p0 + j * PARTS + warp * TPW + tg < end;
-      float kx[E], vx[E];
-      if (valid) {
+      float kx[E];
+      if (valid[j]) {
         kr[j].to_float(kx);
-        vr[j].to_float(vx);
       } else {
 #pragma unroll
-        for (int e = 0; e < E; ++e) kx[e] = vx[e] = 0.f;
+        for (int e = 0; e < E; ++e) kx[e] = 0.f;
       }
 #pragma unroll
       for (int h = 0; h < G; ++h) {
@@ -505,13 +573,34 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(const float* qk
         for (int e = 0; e < E; ++e) dot = fmaf(q[h][e], kx[e], dot);
 #pragma unroll
         for (int off = L / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-        if (!valid) continue;
-        const float m_new = fmaxf(st[h].m, dot);
-        const float factor = st[h].rescale_to(m_new);
-        const float pc = exp2f(dot - m_new);
+        score[j][h] = valid[j] ? dot : kNegInf;
+      }
+    }
+    float vx[kUnroll][E];
+#pragma unroll
+    for (int j = 0; j < kUnroll; ++j) {
+      if (valid[j]) {
+        vr[j].to_float(vx[j]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < E; ++e) vx[j][e] = 0.f;
+      }
+    }
+#pragma unroll
+    for (int h = 0; h < G; ++h) {
+      float m_new = st[h].m;
+#pragma unroll
+      for (int j = 0; j < kUnroll; ++j) m_new = fmaxf(m_new, score[j][h]);
+      if (m_new == kNegInf) continue;  // nothing valid here yet
+      const float factor = st[h].rescale_to(m_new);
+#pragma unroll
+      for (int e = 0; e < E; ++e) acc[h][e] *= factor;
+#pragma unroll
+      for (int j = 0; j < kUnroll; ++j) {
+        const float pc = valid[j] ? exp2f(score[j][h] - m_new) : 0.f;
         st[h].l += pc;
 #pragma unroll
-        for (int e = 0; e < E; ++e) acc[h][e] = fmaf(pc, vx[e], acc[h][e] * factor);
+        for (int e = 0; e < E; ++e) acc[h][e] = fmaf(pc, vx[j][e], acc[h][e]);
       }
     }
   }
@@ -532,31 +621,58 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(const float* qk
 }
 
 // out[row] = the splits' outputs weighted by 2^(lse_i - max lse) (an N-way state merge); one
-// block per (token, query head), one thread per channel.
+// block per (token, query head). Warp 0 turns the <= 64 lse into weights at once; then every
+// thread sums its channels over the splits with independent loads.
 template <typename TOut>
 __global__ void combine_splits_kernel(const float* part_o, const float* part_lse, TOut* out, int splits, int d) {
   pdl_begin();
+  __shared__ float weight[64];
+  __shared__ float inv_total;
   const int64_t row = blockIdx.x;
-  const float* lse = part_lse + row * splits;
-  float m = kNegInf;
-  for (int i = 0; i < splits; ++i) m = fmaxf(m, lse[i]);
+  if (threadIdx.x < 32) {
+    const int lane = threadIdx.x;
+    const float a = lane < splits ? part_lse[row * splits + lane] : kNegInf;
+    const float b = lane + 32 < splits ? part_lse[row * splits + lane + 32] : kNegInf;
+    float m = fmaxf(a, b);
+    for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+    const float wa = a == kNegInf ? 0.f : exp2f(a - m), wb = b == kNegInf ? 0.f : exp2f(b - m);
+    weight[lane] = wa;
+    weight[lane + 32] = wb;
+    float total = wa + wb;
+    for (int off = 16; off > 0; off >>= 1) total += __shfl_xor_sync(0xffffffffu, total, off);
+    if (lane == 0) inv_total = total > 0.f ? 1.f / total : 0.f;
+  }
+  __syncthreads();
   for (int c = threadIdx.x; c < d; c += blockDim.x) {
-    float num = 0.f, den = 0.f;
-    for (int i = 0; i < splits; ++i) {
-      const float w = lse[i] == kNegInf ? 0.f : exp2f(lse[i] - m);
-      num = fmaf(w, part_o[(row * splits + i) * d + c], num);
-      den += w;
-    }
-    store(out, row * d + c, den > 0.f ? num / den : 0.f);
+    float num = 0.f;
+#pragma unroll 8
+    for (int i = 0; i < splits; ++i) num = fmaf(weight[i], part_o[(row * splits + i) * d + c], num);
+    store(out, row * d + c, num * inv_total);
   }
 }
 
+// act = silu(gate) * up, 4 elements a thread when the width allows 16-byte loads.
 template <typename TOut>
 __global__ void silu_mul_kernel(const float* gate_up, TOut* act, int64_t tokens, int inter) {
   pdl_begin();
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  if ((inter & 3) == 0) {
+    const int quads = inter / 4;
+    const int64_t n = tokens * quads;
+    for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n; idx += stride) {
+      const int64_t t = idx / quads, i = (idx - t * quads) * 4;
+      const float4 g = *reinterpret_cast<const float4*>(gate_up + t * 2 * inter + i);
+      const float4 u = *reinterpret_cast<const float4*>(gate_up + t * 2 * inter + inter + i);
+      TOut* o = act + t * inter + i;
+      store(o, 0, g.x / (1.f + expf(-g.x)) * u.x);
+      store(o, 1, g.y / (1.f + expf(-g.y)) * u.y);
+      store(o, 2, g.z / (1.f + expf(-g.z)) * u.z);
+      store(o, 3, g.w / (1.f + expf(-g.w)) * u.w);
+    }
+    return;
+  }
   const int64_t n = tokens * inter;
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
-       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n; idx += stride) {
     const int64_t t = idx / inter, i = idx - t * inter;
     const float g = gate_up[t * 2 * inter + i], u = gate_up[t * 2 * inter + inter + i];
     store(act, idx, g / (1.f + expf(-g)) * u);
@@ -804,6 +920,39 @@ struct Work {
   float* part_lse;  // [tokens][q heads][splits] their base-2 lse
 };
 
+// The cached cuBLASLt plan of out[rows][n] (+)= a[rows][k] w[n][k]^T, made on first use; null
+// when cuBLASLt is absent or has no algorithm for the shape.
+const LtPlan* lt_plan(Context* c, int64_t n, int64_t rows, int64_t k, int type, bool accumulate) {
+  const blas::LtApi* lt = blas::lt_api();
+  if (!lt || !c->lt) return nullptr;
+  LtPlan& plan = c->lt_plans[LtKey{n, rows, k, type, accumulate}];
+  if (plan.desc) return plan.ok ? &plan : nullptr;
+  blas::check(lt->desc_create(&plan.desc, blas::kCompute32F, blas::kR32F), "cublasLtMatmulDescCreate");
+  const int32_t op_t = blas::kOpT, op_n = blas::kOpN;
+  blas::check(lt->desc_set(plan.desc, blas::kLtDescTransA, &op_t, sizeof op_t), "cublasLtMatmulDescSetAttribute");
+  blas::check(lt->desc_set(plan.desc, blas::kLtDescTransB, &op_n, sizeof op_n), "cublasLtMatmulDescSetAttribute");
+  blas::check(lt->layout_create(&plan.a, type, static_cast<uint64_t>(k), static_cast<uint64_t>(n), k),
+              "cublasLtMatrixLayoutCreate");
+  blas::check(lt->layout_create(&plan.b, type, static_cast<uint64_t>(k), static_cast<uint64_t>(rows), k),
+              "cublasLtMatrixLayoutCreate");
+  blas::check(lt->layout_create(&plan.c, blas::kR32F, static_cast<uint64_t>(n), static_cast<uint64_t>(rows), n),
+              "cublasLtMatrixLayoutCreate");
+  void* pref = nullptr;
+  blas::check(lt->pref_create(&pref), "cublasLtMatmulPreferenceCreate");
+  const uint64_t workspace = kBlasWorkspaceBytes;
+  blas::check(lt->pref_set(pref, blas::kLtPrefMaxWorkspace, &workspace, sizeof workspace),
+              "cublasLtMatmulPreferenceSetAttribute");
+  blas::LtHeuristicResult result{};
+  int returned = 0;
+  const blas::Status status =
+      lt->heuristic(c->lt, plan.desc, plan.a, plan.b, plan.c, plan.c, pref, 1, &result, &returned);
+  (void)lt->pref_destroy(pref);
+  plan.ok = status == 0 && returned > 0 && result.state == 0;
+  if (plan.ok) plan.algo = result.algo;
+  (void)accumulate;
+  return plan.ok ? &plan : nullptr;
+}
+
 template <typename TW>
 void run_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b, const Work& w, StageMarks& marks) {
   const kv_model_config& cfg = m.cfg;
@@ -819,18 +968,24 @@ void run_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b, c
   auto gemm = [&](const void* a, const void* weight, float* out, int64_t rows, int64_t k, int64_t n, float beta) {
     if (use_gemv(rows, k)) {
       launch_gemv(static_cast<int>(rows), static_cast<const uint16_t*>(a), static_cast<const uint16_t*>(weight), out,
-                  static_cast<int>(k), static_cast<int>(n), beta != 0.f, false, pdl, st);
+                  static_cast<int>(k), static_cast<int>(n), beta != 0.f, false, pdl, c->sms, st);
       return;
     }
     const float alpha = 1.f;
     // Row-major out[rows][n] = a[rows][k] * weight[n][k]^T is, column-major, out^T = weight^T(op T) * a^T.
+    if (const LtPlan* plan = lt_plan(c, n, rows, k, blas_type, beta != 0.f)) {
+      blas::check(blas::lt_api()->matmul(c->lt, plan->desc, &alpha, weight, plan->a, a, plan->b, &beta, out, plan->c,
+                                         out, plan->c, &plan->algo, c->blas_workspace, kBlasWorkspaceBytes, st),
+                  "cublasLtMatmul");
+      return;
+    }
     blas::check(api.gemm_ex(c->blas, blas::kOpT, blas::kOpN, static_cast<int>(n), static_cast<int>(rows),
                             static_cast<int>(k), &alpha, weight, blas_type, static_cast<int>(k), a, blas_type,
                             static_cast<int>(k), &beta, out, blas::kR32F, static_cast<int>(n), blas::kCompute32F,
                             blas::kGemmDefault),
                 "cublasGemmEx");
   };
-  const int norm_threads = H >= 1024 ? 1024 : 256;
+  const int norm_threads = H >= 4096 && T <= 8 ? 1024 : 256;  // few rows: a whole SM each
   launch_kernel(pdl, history_kernel, static_cast<unsigned>((T + 255) / 256), 256, 0, st, w.tokens, w.cache_row,
                 static_cast<int32_t*>(cache.device_history), T);
   launch_kernel(pdl, embed_kernel<TW>, static_cast<unsigned>(T), kThreads, 0, st, w.tokens,
@@ -850,8 +1005,10 @@ void run_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b, c
     marks.mark(kStageAttnNorm);
     gemm(w.h, L.qkv.data, w.qkv, T, H, QKV, 0.f);
     marks.mark(kStageQkv);
-    launch_kernel(pdl, qkv_post_kernel<TW>, dim3(static_cast<unsigned>(T), static_cast<unsigned>(HQ + 2 * HKV)),
-                  static_cast<unsigned>(D / 2), 0, st, w.qkv, static_cast<const float*>(L.qkv_bias.data),
+    const int heads_per_block = static_cast<int>(256 / (D / 2));
+    launch_kernel(pdl, qkv_post_kernel<TW>,
+                  dim3(static_cast<unsigned>(T), static_cast<unsigned>((HQ + 2 * HKV + heads_per_block - 1) / heads_per_block)),
+                  dim3(static_cast<unsigned>(D / 2), static_cast<unsigned>(heads_per_block)), 0, st, w.qkv, static_cast<const float*>(L.qkv_bias.data),
                                    static_cast<const float*>(L.q_norm.data), static_cast<const float*>(L.k_norm.data),
                                    m.device_inv_freq, w.pos, w.cache_row, k_layer, v_layer,
                                    w.num_tiles > 0 ? static_cast<TW*>(w.q_lowp) : nullptr, static_cast<int>(HQ),
@@ -901,12 +1058,12 @@ void run_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b, c
     marks.mark(kStageMlpNorm);
     if (use_gemv(T, H)) {  // SwiGLU in the projection's epilogue
       launch_gemv(static_cast<int>(T), static_cast<const uint16_t*>(w.h), static_cast<const uint16_t*>(L.gate_up.data),
-                  w.act, static_cast<int>(H), static_cast<int>(2 * I), false, true, pdl, st);
+                  w.act, static_cast<int>(H), static_cast<int>(2 * I), false, true, pdl, c->sms, st);
       marks.mark(kStageGateUp);
     } else {
       gemm(w.h, L.gate_up.data, w.gate_up, T, H, 2 * I, 0.f);
       marks.mark(kStageGateUp);
-      launch_kernel(pdl, silu_mul_kernel<TW>, static_cast<unsigned>(std::min<int64_t>((T * I + 255) / 256, 65535)), 256,
+      launch_kernel(pdl, silu_mul_kernel<TW>, static_cast<unsigned>(std::min<int64_t>((T * I / 4 + 255) / 256, 1 << 20)), 256,
                     0, st, w.gate_up, static_cast<TW*>(w.act), T, static_cast<int>(I));
       marks.mark(kStageSilu);
     }
@@ -950,6 +1107,7 @@ Context* create_context(int32_t device) {
     blas::check(api.create(&c->blas), "cublasCreate");
     blas::check(api.set_stream(c->blas, c->stream), "cublasSetStream");
     KV_CUDA_CHECK(cudaMalloc(&c->blas_workspace, kBlasWorkspaceBytes));
+    if (const blas::LtApi* lt = blas::lt_api()) blas::check(lt->create(&c->lt), "cublasLtCreate");
     blas::check(api.set_workspace(c->blas, c->blas_workspace, kBlasWorkspaceBytes), "cublasSetWorkspace");
   } catch (...) {
     destroy_context(c);
@@ -967,6 +1125,15 @@ void destroy_context(Context* c) noexcept {
   for (auto& [key, entry] : c->graphs)
     if (entry.exec) (void)cudaGraphExecDestroy(entry.exec);
   for (cudaEvent_t e : c->events) (void)cudaEventDestroy(e);
+  if (const blas::LtApi* lt = blas::lt_api()) {
+    for (auto& [key, plan] : c->lt_plans) {
+      if (plan.desc) (void)lt->desc_destroy(plan.desc);
+      if (plan.a) (void)lt->layout_destroy(plan.a);
+      if (plan.b) (void)lt->layout_destroy(plan.b);
+      if (plan.c) (void)lt->layout_destroy(plan.c);
+    }
+    if (c->lt) (void)lt->destroy(c->lt);
+  }
   if (c->blas) (void)blas::api().destroy(c->blas);
   if (c->blas_workspace) (void)cudaFree(c->blas_workspace);
   if (c->work) (void)cudaFree(c->work);
@@ -1073,7 +1240,7 @@ void set_profiling(Context* c, bool on) {
 }
 
 std::string profile_text(const Context* c) {
-  std::string text = "kind stage calls total_ms\n";
+  std::string text = "kind stage calls total_ms launch_ms\n";
   char line[160];
   const char* kinds[2] = {"decode", "prefill"};
   for (int k = 0; k < 2; ++k) {
@@ -1081,8 +1248,8 @@ std::string profile_text(const Context* c) {
     if (t.steps == 0) continue;
     for (int s = 0; s < kStageCount; ++s) {
       if (t.calls[s] == 0) continue;
-      std::snprintf(line, sizeof line, "%s %s %lld %.4f\n", kinds[k], kStageNames[s],
-                    static_cast<long long>(t.calls[s]), t.ms[s]);
+      std::snprintf(line, sizeof line, "%s %s %lld %.4f %.4f\n", kinds[k], kStageNames[s],
+                    static_cast<long long>(t.calls[s]), t.ms[s], t.launch_ms[s]);
       text += line;
     }
     std::snprintf(line, sizeof line, "%s host_step %lld %.4f\n", kinds[k], static_cast<long long>(t.steps), t.host_ms);
@@ -1225,7 +1392,7 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
     sp.request_id = b.request_id ? b.request_id[s] : 0;
   }
   KV_CUDA_CHECK(cudaMemcpyAsync(base, c->pinned, plan_bytes, cudaMemcpyHostToDevice, c->stream));
-  StageMarks marks{c, c->profiling, {}};
+  StageMarks marks{c, c->profiling, {}, {}};
   marks.mark(-1);
   if (m.wdtype == KV_DTYPE_BF16) launch_step<uint16_t>(c, m, cache, b, w, marks);
   else launch_step<float>(c, m, cache, b, w, marks);
@@ -1242,6 +1409,8 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
       float ms = 0.f;
       KV_CUDA_CHECK(cudaEventElapsedTime(&ms, marks.marks[i - 1].second, marks.marks[i].second));
       t.ms[marks.marks[i].first] += ms;
+      t.launch_ms[marks.marks[i].first] +=
+          std::chrono::duration<double, std::milli>(marks.host[i] - marks.host[i - 1]).count();
       ++t.calls[marks.marks[i].first];
     }
     ++t.steps;

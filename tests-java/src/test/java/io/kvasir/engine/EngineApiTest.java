@@ -63,7 +63,7 @@ class EngineApiTest {
       e.setModelOption("profile", 1);
       e.generate(GenerationRequest.of(new int[] {1, 2, 3}, 4, SamplingParams.greedy()).withIgnoreEos(true));
       // The CPU keeps no stage times: the table is its header.
-      assertEquals("kind stage calls total_ms\n", e.profile());
+      assertEquals("kind stage calls total_ms launch_ms\n", e.profile());
     }
   }
 

@@ -116,7 +116,9 @@ public final class Model extends NativeHandle {
       long size = needed.get();
       try (BytePointer buf = new BytePointer(size)) {
         KvasirException.check(KvasirLibrary.kv_model_profile_read(nativeHandle(), buf, size, null));
-        return buf.getString(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] bytes = new byte[(int) size - 1];  // without the terminating NUL
+        buf.get(bytes);
+        return new String(bytes, java.nio.charset.StandardCharsets.UTF_8);
       }
     }
   }
