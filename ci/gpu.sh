@@ -32,6 +32,7 @@ pack() {
   [[ "${1:-}" == "--native-only" ]] && native_only=1
   source "$here/lib.sh"
   cd "$KV_ROOT"
+  kv_build_lock
   kv_step install-packages kv_install_packages
   kv_step build-native kv_build_native
 

@@ -11,6 +11,19 @@ KV_CLI_JAR="$KV_ROOT/java/kvasir-cli/target/kvasir-cli-$KV_VERSION.jar"
 
 kv_say() { printf '[kvasir] %s\n' "$*" >&2; }
 
+# One build at a time in this tree: ci/test.sh wipes build/native while ci/gpu.sh pack or
+# ci/kvasir may be building there, and a library mixed from both once crashed on the GPU.
+# Held until the calling script exits.
+kv_build_lock() {
+  command -v flock > /dev/null || return 0
+  mkdir -p "$KV_ROOT/build"
+  exec 9> "$KV_ROOT/build/.lock"
+  if ! flock -n 9; then
+    kv_say "another build is running in this tree (build/.lock); waiting for it"
+    flock 9
+  fi
+}
+
 # kv_step NAME COMMAND...: runs COMMAND with its output in $KV_LOG_DIR/NAME.log.
 kv_step() {
   local name=$1

@@ -4,6 +4,7 @@
 # suites (mvn verify), prints the counts, and exits non-zero on any failure.
 source "$(dirname "$0")/lib.sh"
 cd "$KV_ROOT"
+kv_build_lock
 rm -rf "$KV_BUILD_DIR" "$KV_LOG_DIR"
 start=$SECONDS
 
