@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <initializer_list>
 #include <mutex>
 
 #include "core/error.h"
@@ -16,6 +17,17 @@ void bind(void* lib, const char* name, F* out, const char* file) {
   *out = reinterpret_cast<F>(symbol);
 }
 
+// The first of the library names that dlopen finds (its name in *file), or null.
+void* open_first(std::initializer_list<const char*> names, const char** file) {
+  for (const char* name : names) {
+    if (void* lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) {
+      *file = name;
+      return lib;
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 const Api& api() {
@@ -23,16 +35,8 @@ const Api& api() {
   static Api loaded{};
   static std::string error;
   std::call_once(once, [] {
-    const char* names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so"};
-    void* lib = nullptr;
     const char* file = nullptr;
-    for (const char* name : names) {
-      lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-      if (lib) {
-        file = name;
-        break;
-      }
-    }
+    void* lib = open_first({"libcublas.so.13", "libcublas.so.12", "libcublas.so"}, &file);
     if (!lib) {
       error = std::string("cuBLAS is not installed (tried libcublas.so.13, .12): ") + dlerror() +
               "; the CUDA model runtime needs it (add its directory, e.g. /usr/local/cuda/lib64, to LD_LIBRARY_PATH)";
@@ -59,16 +63,8 @@ const LtApi* lt_api() {
   static LtApi loaded{};
   static bool ok = false;
   std::call_once(once, [] {
-    const char* names[] = {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"};
-    void* lib = nullptr;
     const char* file = nullptr;
-    for (const char* name : names) {
-      lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-      if (lib) {
-        file = name;
-        break;
-      }
-    }
+    void* lib = open_first({"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"}, &file);
     if (!lib) return;
     try {
       bind(lib, "cublasLtCreate", &loaded.create, file);

@@ -65,13 +65,10 @@ struct GraphEntry {
 };
 
 // A cuBLASLt matrix product of one shape: its descriptors and the algorithm chosen once.
-struct LtKey {
+struct LtKey {  // beta is a call argument, so accumulating and plain products share a plan
   int64_t n, rows, k;
   int type;
-  bool accumulate;
-  bool operator<(const LtKey& o) const {
-    return std::tie(n, rows, k, type, accumulate) < std::tie(o.n, o.rows, o.k, o.type, o.accumulate);
-  }
+  bool operator<(const LtKey& o) const { return std::tie(n, rows, k, type) < std::tie(o.n, o.rows, o.k, o.type); }
 };
 struct LtPlan {
   void *desc = nullptr, *a = nullptr, *b = nullptr, *c = nullptr;
@@ -192,18 +189,11 @@ __device__ __forceinline__ uint4 load_streaming(const uint16_t* p) {
   return r;
 }
 
-__device__ __forceinline__ float lo_bf16(uint32_t x) { return __uint_as_float(x << 16); }
-__device__ __forceinline__ float hi_bf16(uint32_t x) { return __uint_as_float(x & 0xffff0000u); }
-
 __device__ __forceinline__ float dot8(const uint4& w, const uint4& a, float acc) {
-  acc = fmaf(lo_bf16(w.x), lo_bf16(a.x), acc);
-  acc = fmaf(hi_bf16(w.x), hi_bf16(a.x), acc);
-  acc = fmaf(lo_bf16(w.y), lo_bf16(a.y), acc);
-  acc = fmaf(hi_bf16(w.y), hi_bf16(a.y), acc);
-  acc = fmaf(lo_bf16(w.z), lo_bf16(a.z), acc);
-  acc = fmaf(hi_bf16(w.z), hi_bf16(a.z), acc);
-  acc = fmaf(lo_bf16(w.w), lo_bf16(a.w), acc);
-  return fmaf(hi_bf16(w.w), hi_bf16(a.w), acc);
+  using Pack = kv::cuda::Pack8<uint16_t>;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) acc = fmaf(Pack::unpack(w, j), Pack::unpack(a, j), acc);
+  return acc;
 }
 
 // Each warp computes one unit of R = 2 weight rows: rows (2u, 2u + 1), or with SWIGLU the
@@ -473,31 +463,6 @@ __global__ void qkv_post_kernel(float* qkv, const float* bias, const float* q_no
 constexpr int kAttnWarps = 4;
 constexpr int kAttnThreads = kAttnWarps * 32;
 
-// Eight consecutive cache elements, loaded raw (one 16-byte load for bf16, two for fp32) and
-// converted to floats when used, so that several loads can be in flight.
-template <typename TKV>
-struct Raw8;
-template <>
-struct Raw8<uint16_t> {
-  uint4 v;
-  __device__ __forceinline__ void load(const uint16_t* p) { v = *reinterpret_cast<const uint4*>(p); }
-  __device__ __forceinline__ void to_float(float (&x)[8]) const {
-    x[0] = lo_bf16(v.x), x[1] = hi_bf16(v.x), x[2] = lo_bf16(v.y), x[3] = hi_bf16(v.y);
-    x[4] = lo_bf16(v.z), x[5] = hi_bf16(v.z), x[6] = lo_bf16(v.w), x[7] = hi_bf16(v.w);
-  }
-};
-template <>
-struct Raw8<float> {
-  float4 a, b;
-  __device__ __forceinline__ void load(const float* p) {
-    a = *reinterpret_cast<const float4*>(p);
-    b = *reinterpret_cast<const float4*>(p + 4);
-  }
-  __device__ __forceinline__ void to_float(float (&x)[8]) const {
-    x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
-  }
-};
-
 // Causal attention of token t over its slot's positions [0, pos[t]] for a tile of G query
 // heads of one KV head: groups of L lanes share a position (8 channels a lane), online
 // softmax in base 2, the block's lane groups merged with the state merge. With splits > 1
@@ -545,27 +510,24 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(const float* qk
   // scores computed, then one rescale of the running state per chunk.
   constexpr int kUnroll = 4;
   for (int64_t p0 = begin; p0 < end; p0 += kUnroll * PARTS) {
-    Raw8<TKV> kr[kUnroll], vr[kUnroll];
+    using Pack = kv::cuda::Pack8<TKV>;  // 8 cache elements a lane, kept packed until used
+    typename Pack::Raw kr[kUnroll], vr[kUnroll];
     bool valid[kUnroll];
 #pragma unroll
     for (int j = 0; j < kUnroll; ++j) {
       const int64_t p = p0 + j * PARTS + warp * TPW + tg;
       valid[j] = p < end;
       if (valid[j]) {
-        kr[j].load(k_layer + base + p * kv_width);
-        vr[j].load(v_layer + base + p * kv_width);
+        kr[j] = Pack::load_raw(k_layer + base + p * kv_width);
+        vr[j] = Pack::load_raw(v_layer + base + p * kv_width);
       }
     }
     float score[kUnroll][G];
 #pragma unroll
     for (int j = 0; j < kUnroll; ++j) {
       float kx[E];
-      if (valid[j]) {
-        kr[j].to_float(kx);
-      } else {
 #pragma unroll
-        for (int e = 0; e < E; ++e) kx[e] = 0.f;
-      }
+      for (int e = 0; e < E; ++e) kx[e] = valid[j] ? Pack::unpack(kr[j], e) : 0.f;
 #pragma unroll
       for (int h = 0; h < G; ++h) {
         float dot = 0.f;
@@ -579,12 +541,8 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(const float* qk
     float vx[kUnroll][E];
 #pragma unroll
     for (int j = 0; j < kUnroll; ++j) {
-      if (valid[j]) {
-        vr[j].to_float(vx[j]);
-      } else {
 #pragma unroll
-        for (int e = 0; e < E; ++e) vx[j][e] = 0.f;
-      }
+      for (int e = 0; e < E; ++e) vx[j][e] = valid[j] ? Pack::unpack(vr[j], e) : 0.f;
     }
 #pragma unroll
     for (int h = 0; h < G; ++h) {
@@ -922,10 +880,10 @@ struct Work {
 
 // The cached cuBLASLt plan of out[rows][n] (+)= a[rows][k] w[n][k]^T, made on first use; null
 // when cuBLASLt is absent or has no algorithm for the shape.
-const LtPlan* lt_plan(Context* c, int64_t n, int64_t rows, int64_t k, int type, bool accumulate) {
+const LtPlan* lt_plan(Context* c, int64_t n, int64_t rows, int64_t k, int type) {
   const blas::LtApi* lt = blas::lt_api();
   if (!lt || !c->lt) return nullptr;
-  LtPlan& plan = c->lt_plans[LtKey{n, rows, k, type, accumulate}];
+  LtPlan& plan = c->lt_plans[LtKey{n, rows, k, type}];
   if (plan.desc) return plan.ok ? &plan : nullptr;
   blas::check(lt->desc_create(&plan.desc, blas::kCompute32F, blas::kR32F), "cublasLtMatmulDescCreate");
   const int32_t op_t = blas::kOpT, op_n = blas::kOpN;
@@ -949,7 +907,6 @@ const LtPlan* lt_plan(Context* c, int64_t n, int64_t rows, int64_t k, int type, 
   (void)lt->pref_destroy(pref);
   plan.ok = status == 0 && returned > 0 && result.state == 0;
   if (plan.ok) plan.algo = result.algo;
-  (void)accumulate;
   return plan.ok ? &plan : nullptr;
 }
 
@@ -973,7 +930,7 @@ void run_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b, c
     }
     const float alpha = 1.f;
     // Row-major out[rows][n] = a[rows][k] * weight[n][k]^T is, column-major, out^T = weight^T(op T) * a^T.
-    if (const LtPlan* plan = lt_plan(c, n, rows, k, blas_type, beta != 0.f)) {
+    if (const LtPlan* plan = lt_plan(c, n, rows, k, blas_type)) {
       blas::check(blas::lt_api()->matmul(c->lt, plan->desc, &alpha, weight, plan->a, a, plan->b, &beta, out, plan->c,
                                          out, plan->c, &plan->algo, c->blas_workspace, kBlasWorkspaceBytes, st),
                   "cublasLtMatmul");
