@@ -18,6 +18,10 @@
 #        speed  - decode and prefill of synthetic llama3-8b against the roofline and transformers
 #        ncu    - Nsight Compute over the decode kernels (batch 1 and 16) and one prefill chunk of
 #                 synthetic llama3-8b: time and DRAM throughput per kernel (ncu-*.csv)
+#        refmodel - train the reference model (tools/refmodel/train.py; the task stream comes from
+#                 the carried kvasir-bench jar, the prose from the carried corpus) -> refmodel.tar
+#                 holding the Hugging Face directory, train_log.jsonl and eval.json.
+#                 KVASIR_REFMODEL_ARGS adds arguments (e.g. "--steps 100" for a pipeline check).
 # KVASIR_BENCH_ARGS adds arguments to the benchmark (e.g. "--op merge_states").
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -42,6 +46,7 @@ pack() {
      "$KV_BUILD_DIR/tests-native/kvasir_bench_ops" "$stage/bin/"
   strip --strip-unneeded "$stage/bin/kvasir_tests" "$stage/bin/kvasir_bench_ops" "$stage/bin/libkvasir.so"
   ((native_only)) || pack_java "$stage"
+  ((native_only)) || pack_corpus "$stage"
   git -C "$KV_ROOT" rev-parse HEAD > "$stage/COMMIT" 2>/dev/null || echo unknown > "$stage/COMMIT"
   git -C "$KV_ROOT" status --porcelain | grep -q . && echo "+uncommitted" >> "$stage/COMMIT" || true
   rm -f "$BUNDLE"
@@ -57,8 +62,9 @@ pack_java() {
   kv_step build-java kv_maven -q -DskipTests package
   # The CLI jar's manifest names its dependencies as lib/<jar>, relative to itself.
   cp "$KV_CLI_JAR" "$stage/kvasir-cli.jar"
+  cp "$KV_BENCH_JAR" "$stage/kvasir-bench.jar"
   # Runtime jars, linux-x86_64 only: other platforms' natives would only add weight.
-  for jar in "$KV_ROOT"/java/kvasir-cli/target/lib/*.jar; do
+  for jar in "$KV_ROOT"/java/kvasir-cli/target/lib/*.jar "$KV_ROOT"/java/kvasir-bench/target/lib/*.jar; do
     case "$(basename "$jar")" in
       *-linux-arm64.jar|*-linux-ppc64le.jar|*-macosx-*.jar|*-windows-*.jar|*-android-*.jar|*-ios-*.jar) continue ;;
     esac
@@ -72,6 +78,14 @@ pack_java() {
   kv_step jlink "$jdk/bin/jlink" --add-modules "$JLINK_MODULES" --strip-debug --no-header-files \
     --no-man-pages --compress=0 --output "$stage/jre"
   find "$stage/jre" -name '*.so' -exec strip --strip-unneeded {} + 2>/dev/null || true
+}
+
+# The reference model's prose (tools/refmodel/corpus.sh builds it from Debian packages).
+pack_corpus() {
+  local stage=$1
+  kv_step corpus "$KV_ROOT/tools/refmodel/corpus.sh" "$KV_ROOT/build/refmodel/corpus"
+  mkdir -p "$stage/corpus"
+  cp "$KV_ROOT/build/refmodel/corpus/train.txt" "$KV_ROOT/build/refmodel/corpus/heldout.txt" "$stage/corpus/"
 }
 
 check_size() {
@@ -126,6 +140,8 @@ remote() {
         speed "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       ncu)
         ncu_step "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
+      refmodel)
+        refmodel "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       *)
         echo "unknown step $step" >> "$log"; rc=2 ;;
     esac
@@ -142,6 +158,9 @@ remote() {
 parity() {
   local root=$1 out=$2 work=/tmp/kvasir-parity
   rm -rf "$work" && mkdir -p "$work/out"
+  # The shipped reference model is a parity case of its own when present.
+  [[ -f $KV_ROOT/models/kvasir-ref/model.safetensors ]] &&
+    export KVASIR_PARITY_EXTRA="kvasir-ref=$KV_ROOT/models/kvasir-ref${KVASIR_PARITY_EXTRA:+;$KVASIR_PARITY_EXTRA}"
   python3 "$KV_ROOT/tools/peers/hf_parity.py" make "$work" || return 1
   while read -r name ids; do
     for device in cpu cuda; do
@@ -157,6 +176,18 @@ parity() {
   local rc=$?
   cp "$work/parity.md" "$out/$KVASIR_DATE-parity.md" 2>/dev/null
   cp "$work/parity.json" "$out/$KVASIR_DATE-parity.json" 2>/dev/null
+  return $rc
+}
+
+# Trains the reference model; everything it writes comes back as one tar (the $OUT file limits).
+refmodel() {
+  local root=$1 out=$2 work=/tmp/kvasir-refmodel
+  rm -rf "$work" && mkdir -p "$work"
+  PYTHONUNBUFFERED=1 python3 "$KV_ROOT/tools/refmodel/train.py" --corpus "$root/corpus" \
+    --bench "$root/jre/bin/java -Xmx8g -jar $root/kvasir-bench.jar" --out "$work/kvasir-ref" \
+    ${KVASIR_REFMODEL_ARGS:-}
+  local rc=$?
+  tar -C "$work" -cf "$out/refmodel.tar" kvasir-ref
   return $rc
 }
 

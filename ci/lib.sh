@@ -8,6 +8,7 @@ KV_LOG_DIR="${KV_LOG_DIR:-$KV_ROOT/build/logs}"
 KV_JOBS="${KV_JOBS:-$(nproc)}"
 KV_VERSION=0.1.0-SNAPSHOT
 KV_CLI_JAR="$KV_ROOT/java/kvasir-cli/target/kvasir-cli-$KV_VERSION.jar"
+KV_BENCH_JAR="$KV_ROOT/java/kvasir-bench/target/kvasir-bench-$KV_VERSION.jar"
 
 kv_say() { printf '[kvasir] %s\n' "$*" >&2; }
 

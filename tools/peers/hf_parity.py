@@ -15,6 +15,10 @@ Criteria (issue 3): max |logits - ref| / std(ref) < 1e-3 in fp32 and < 3e-2 in b
 prompt position, the reference being transformers in fp32 for both; 64 greedy tokens identical in
 fp32 up to the first step where the fp32 reference's top-2 margin is below 1e-4. Transformers' own
 bf16 run against its fp32 run is reported beside them as the yardstick of bf16 rounding.
+
+KVASIR_PARITY_EXTRA="name=DIR;..." adds trained checkpoints (the reference model,
+models/kvasir-ref) as cases, loaded with AutoModelForCausalLM; their prompt is a real sentence
+through the checkpoint's own tokenizer.json.
 """
 import json
 import os
@@ -53,16 +57,37 @@ def configs():
     }
 
 
+EXTRA_PROMPT = ("<|user|>\nThe pass key is 52817. Remember it. And the evening and the morning were the "
+                "first day. What is the pass key?<|end|>\n<|assistant|>\n")
+
+
+def extra_cases():
+    """Trained checkpoints named in KVASIR_PARITY_EXTRA: (name, dir) pairs."""
+    spec = os.environ.get("KVASIR_PARITY_EXTRA", "")
+    return [tuple(item.split("=", 1)) for item in spec.split(";") if item.strip()]
+
+
 def make(root):
     root.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     cases = []
-    for name, (cls, config) in configs().items():
-        torch.manual_seed(SEED)
-        model = cls(config).float().eval()
-        model.save_pretrained(root / name, safe_serialization=True)
-        gen = torch.Generator().manual_seed(SEED + len(cases))
-        prompt = torch.randint(3, config.vocab_size, (1, PROMPT_LEN), generator=gen)
+    models = [(name, cls, config, None) for name, (cls, config) in configs().items()]
+    models += [(name, transformers.AutoModelForCausalLM, None, pathlib.Path(path)) for name, path in extra_cases()]
+    for name, cls, config, path in models:
+        if path is None:
+            torch.manual_seed(SEED)
+            model = cls(config).float().eval()
+            model.save_pretrained(root / name, safe_serialization=True)
+            gen = torch.Generator().manual_seed(SEED + len(cases))
+            prompt = torch.randint(3, config.vocab_size, (1, PROMPT_LEN), generator=gen)
+        else:
+            import shutil
+            import tokenizers
+            shutil.copytree(path, root / name, dirs_exist_ok=True)
+            model = cls.from_pretrained(root / name, dtype=torch.float32).eval()
+            tok = tokenizers.Tokenizer.from_file(str(root / name / "tokenizer.json"))
+            prompt = torch.tensor([tok.encode(EXTRA_PROMPT, add_special_tokens=False).ids])
+        prompt_len = prompt.shape[1]
         case = {"name": name, "prompt": prompt[0].tolist()}
         for dtype, label in ((torch.float32, "f32"), (torch.bfloat16, "bf16")):
             m = cls.from_pretrained(root / name, dtype=dtype, attn_implementation="eager").to(device).eval()
@@ -74,7 +99,7 @@ def make(root):
                     out = m.generate(prompt.to(device), max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
                                      do_sample=False, eos_token_id=None, pad_token_id=0, output_scores=True,
                                      return_dict_in_generate=True)
-                case["greedy"] = out.sequences[0, PROMPT_LEN:].tolist()
+                case["greedy"] = out.sequences[0, prompt_len:].tolist()
                 margins = []
                 for scores in out.scores:
                     top2 = torch.topk(scores[0].float(), 2).values

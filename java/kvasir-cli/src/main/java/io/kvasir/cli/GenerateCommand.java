@@ -47,9 +47,10 @@ final class GenerateCommand implements Callable<Integer> {
   @Spec
   CommandSpec spec;
 
-  @Option(names = "--model", required = true, paramLabel = "DIR|synthetic:NAME",
-      description = "A Hugging Face model directory; synthetic:<preset> (random weights on the device: llama3-8b, llama3-1b,"
-          + " qwen3-8b); or tiny:<llama|qwen3|mistral|qwen2> (a small random demo checkpoint, written on first use).")
+  @Option(names = "--model", paramLabel = "DIR|kvasir-ref|synthetic:NAME", defaultValue = "kvasir-ref",
+      description = "A Hugging Face model directory; kvasir-ref (default: the trained reference model shipped in models/);"
+          + " synthetic:<preset> (random weights on the device: llama3-8b, llama3-1b, qwen3-8b); or"
+          + " tiny:<llama|qwen3|mistral|qwen2> (a small random checkpoint, written on first use).")
   String model;
 
   @Option(names = "--prompt", description = "The prompt text (needs the model's tokenizer).")

@@ -151,6 +151,26 @@ public final class Engine implements AutoCloseable {
     return out;
   }
 
+  /**
+   * Teacher-forced log-probabilities of given token sequences (perplexity): for each sequence,
+   * {@code length - 1} values where element {@code i} is the natural-log probability of
+   * {@code seq[i + 1]} after {@code seq[0..i]}. Sequences run {@link #maxBatch()} at a time, one
+   * position per step (a step returns logits at each sequence's last new position only), so this
+   * costs as many steps as the longest sequence has tokens.
+   *
+   * @throws IllegalArgumentException when a sequence is empty or longer than {@link #maxContext()}
+   */
+  public synchronized List<float[]> scoreTokens(List<int[]> sequences) {
+    Objects.requireNonNull(sequences, "sequences");
+    List<float[]> out = new ArrayList<>();
+    for (int from = 0; from < sequences.size(); from += cache.slots()) {
+      int to = Math.min(sequences.size(), from + cache.slots());
+      long firstId = requestIds.getAndAdd(to - from);
+      out.addAll(TokenScorer.score(model, cache, sequences.subList(from, to), firstId));
+    }
+    return out;
+  }
+
   @Override
   public void close() {
     try {
@@ -186,7 +206,8 @@ public final class Engine implements AutoCloseable {
     private Path tokenizerDir;
 
     /**
-     * A Hugging Face model directory, {@code synthetic:<preset>} (see {@link SyntheticModels}) or
+     * A Hugging Face model directory, {@code kvasir-ref} (the shipped reference model, see
+     * {@link ReferenceModel}), {@code synthetic:<preset>} (see {@link SyntheticModels}) or
      * {@code tiny:<architecture>} (see {@link TinyModels}).
      */
     public Builder setModel(String modelDirOrSynthetic) {
@@ -274,7 +295,8 @@ public final class Engine implements AutoCloseable {
         }
       } else {
         try {
-          Path dir = TinyModels.isTiny(model) ? TinyModels.resolve(model) : Path.of(model);
+          Path dir = TinyModels.isTiny(model) ? TinyModels.resolve(model)
+              : ReferenceModel.isReference(model) ? ReferenceModel.resolve() : Path.of(model);
           modelDir = dir;
           var config = io.kvasir.model.ModelConfig.load(dir);
           m = ModelLoader.load(dir, backend, device, dtype != null ? dtype : ModelLoader.defaultDtype(config),

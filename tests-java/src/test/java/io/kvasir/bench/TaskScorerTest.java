@@ -1,0 +1,63 @@
+package io.kvasir.bench;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.kvasir.bench.tasks.TaskScorer;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** Exact-match scoring on hand-written outputs. */
+class TaskScorerTest {
+  private static boolean ok(String task, List<String> values, String output) {
+    return TaskScorer.correct(task, values, output);
+  }
+
+  @Test
+  void valuesMustAppearAsWholeTokens() {
+    List<String> v = List.of("68219");
+    assertTrue(ok("passkey", v, "The pass key is 68219."));
+    assertTrue(ok("passkey", v, "68219"));
+    assertTrue(ok("passkey", v, "key: (68219)\n"));
+    assertFalse(ok("passkey", v, "The pass key is 68218."));
+    assertFalse(ok("passkey", v, "The pass key is 168219."), "inside a longer number");
+    assertFalse(ok("passkey", v, "The pass key is 682190."), "inside a longer number");
+    assertFalse(ok("passkey", v, "code x68219"), "glued to a letter");
+    assertFalse(ok("passkey", v, ""));
+    assertFalse(ok("passkey", v, null));
+    assertTrue(ok("kv_retrieval", List.of("3f1cd4fb"), "\"3f1cd4fb\""));
+    assertFalse(ok("kv_retrieval", List.of("3f1cd4fb"), "3f1cd4fba"));
+  }
+
+  @Test
+  void outputIsCutAtTheFirstEndMarker() {
+    List<String> v = List.of("1234567");
+    assertTrue(ok("niah_single", v, "It is 1234567.<|end|>"));
+    assertFalse(ok("niah_single", v, "It is 7654321.<|end|> 1234567"));
+    assertFalse(ok("niah_single", v, "No.<|endoftext|>The number is 1234567."));
+    assertFalse(ok("niah_single", v, "a<|endoftext|>b<|end|>1234567"));
+  }
+
+  @Test
+  void multiValueTasksNeedEveryValueAndScorePartially() {
+    List<String> v = List.of("MLJZQ", "CGXIU", "FKRTG", "EWYUM");
+    assertTrue(ok("variable_tracking", v, "MLJZQ, CGXIU, FKRTG, EWYUM."));
+    TaskScorer.Score half = TaskScorer.score("variable_tracking", v, "MLJZQ and CGXIU and XFKRTG");
+    assertFalse(half.correct());
+    assertEquals(0.5, half.partial(), 1e-12);
+    assertEquals(1.0, TaskScorer.score("niah_multivalue", List.of("1", "2"), "1 2").partial(), 1e-12);
+  }
+
+  @Test
+  void arithmeticTakesTheLastStatedAnswer() {
+    List<String> v = List.of("1930");
+    assertTrue(ok("arithmetic", v, "First, 640 + 721 = 1361. ... The answer is 1930."));
+    assertTrue(ok("arithmetic", v, "The answer is 12. No wait, the answer is 1930"));
+    assertFalse(ok("arithmetic", v, "The answer is 1930. Hmm, the answer is 1931."), "the last one counts");
+    assertFalse(ok("arithmetic", v, "1930"), "a bare number is not a stated answer");
+    assertFalse(ok("arithmetic", v, "The answer is 19300."));
+    assertTrue(ok("arithmetic", v, "The answer is 1930.<|end|> The answer is 7."), "what follows the end is cut");
+    assertTrue(ok("arithmetic", List.of("-5"), "the answer is -5"));
+  }
+}
