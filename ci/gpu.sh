@@ -22,6 +22,8 @@
 #                 the carried kvasir-bench jar, the prose from the carried corpus) -> refmodel.tar
 #                 holding the Hugging Face directory, train_log.jsonl and eval.json.
 #                 KVASIR_REFMODEL_ARGS adds arguments (e.g. "--steps 100" for a pipeline check).
+#        refeval - the shipped reference model on Kvasir's CUDA engine over the long-context suite
+#                 (kvasir-bench eval, held-out seeds and haystack) -> refeval-cuda.json
 # KVASIR_BENCH_ARGS adds arguments to the benchmark (e.g. "--op merge_states").
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -142,6 +144,8 @@ remote() {
         ncu_step "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       refmodel)
         refmodel "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
+      refeval)
+        refeval "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       *)
         echo "unknown step $step" >> "$log"; rc=2 ;;
     esac
@@ -189,6 +193,17 @@ refmodel() {
   local rc=$?
   tar -C "$work" -cf "$out/refmodel.tar" kvasir-ref
   return $rc
+}
+
+# The acceptance grid of the reference model (the same command runs on the CPU here).
+refeval() {
+  local root=$1 out=$2 model="$KV_ROOT/models/kvasir-ref"
+  "$root/jre/bin/java" -jar "$root/kvasir-bench.jar" eval --model "$model" --device cuda --seed 1 \
+    --count "${KVASIR_REFEVAL_COUNT:-100}" --batch 16 --max-context 8192 --haystack "$model/heldout-prose.txt" \
+    --task passkey,niah_single,niah_multikey --length 2048,4096,8192 --out "$out/$KVASIR_DATE-refeval-cuda.json" &&
+  "$root/jre/bin/java" -jar "$root/kvasir-bench.jar" eval --model "$model" --device cuda --seed 1 \
+    --count "${KVASIR_REFEVAL_COUNT:-100}" --batch 16 --haystack "$model/heldout-prose.txt" \
+    --task arithmetic,docqa --length 2048 --out "$out/$KVASIR_DATE-refeval-cuda-short.json"
 }
 
 # synthetic:llama3-8b decode (batch 1 and 16) and 8K prefill, then transformers on the same shapes.

@@ -442,6 +442,11 @@ def lr_at(step, c):
 def train(a, c, tok, prose_ids, bench, device, out):
     torch.manual_seed(a.seed)
     model = RefModel(c).to(device)
+    if a.init:
+        from safetensors.torch import load_file
+        sd = load_file(os.path.join(a.init, "model.safetensors"))
+        model.load_state_dict({k[len("model."):]: v.float() for k, v in sd.items()})
+        log(f"continuing from {a.init}")
     nparams = sum(p.numel() for p in model.parameters())
     log(f"model: {nparams / 1e6:.3f}M parameters, config {json.dumps(c)}")
     cos_t, sin_t = (t.to(device) for t in rope_tables(c["head_dim"], c["rope_theta"], c["seq"], device))
@@ -466,8 +471,8 @@ def train(a, c, tok, prose_ids, bench, device, out):
         return lm + al, lm, al
 
     step_fn = torch.compile(loss_fn) if use_flex else loss_fn
-    gen = Generator(bench, ["--mix", MIX, "--length-range", f"64:{N - 192}", "--count", "-1",
-                            "--seed", str(TRAIN_SEED_BASE), "--haystack", os.path.join(a.corpus, "train.txt"),
+    gen = Generator(bench, ["--mix", a.mix, "--length-range", f"64:{N - 192}", "--count", "-1",
+                            "--seed", str(a.stream_seed), "--haystack", os.path.join(a.corpus, "train.txt"),
                             "--tokenizer", out, "--threads", str(a.gen_threads)])
     packer = Packer(tok, gen, prose_ids, N, B, a.seed)
     logf = open(os.path.join(out, "train_log.jsonl"), "w")
@@ -566,6 +571,8 @@ def evaluate(a, c, model, tables, tok, bench, device, out):
             ("arithmetic", [256]), ("docqa", [2048, 4096])]
     if a.preset == "smoke":
         grid = [("passkey", [512]), ("arithmetic", [256]), ("docqa", [900])]
+    if a.eval_tasks:
+        grid = [g for g in grid if g[0] in a.eval_tasks.split(",")]
     n = a.eval_count
     results = []
     for task, lengths in grid:
@@ -597,6 +604,8 @@ def check_transformers(out, model, tables, tok, device):
         from transformers import AutoModelForCausalLM
     except ImportError:
         return dict(skipped="transformers not installed")
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False  # TF32 alone moves fp32 logits by ~5e-4
     hf = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).to(device).eval()
     ids = tok.encode(render("Compute 12 + 345 - 67.") + "First,", add_special_tokens=False).ids
     t = torch.tensor([ids], device=device)
@@ -607,6 +616,7 @@ def check_transformers(out, model, tables, tok, device):
     cos_t, sin_t = tables
     got = mine.logits(mine.hidden(t, torch.arange(len(ids), device=device)[None], attend, cos_t, sin_t)).float()[0]
     err = float((got - ref).abs().max() / ref.abs().max())
+    torch.backends.cuda.matmul.allow_tf32 = tf32
     log(f"transformers vs training model (fp32, same bf16 weights): max |diff| / max |logit| = {err:.2e}")
     if err > 1e-4:
         raise RuntimeError(f"the saved checkpoint does not load as the trained model in transformers (rel err {err:.2e})")
@@ -627,13 +637,28 @@ def main():
     ap.add_argument("--max-minutes", type=float, default=0.0)
     ap.add_argument("--gen-threads", type=int, default=max(2, (os.cpu_count() or 4) - 4))
     ap.add_argument("--eval-count", type=int, default=100)
+    ap.add_argument("--eval-tasks", help="comma-separated tasks of the PyTorch evaluation grid (default: all)")
+    ap.add_argument("--eval-only", action="store_true", help="with --init: evaluate that directory, no training")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--init", help="continue from this saved directory (its tokenizer and weights; the optimizer "
+                                   "state is re-warmed); the config must match the preset")
+    ap.add_argument("--mix", default=MIX, help="task mixture of the training stream (kvasir-bench --mix syntax)")
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--warmup", type=int)
+    ap.add_argument("--stream-seed", type=int, default=TRAIN_SEED_BASE,
+                    help="first generator seed of the training stream (a continuation uses a fresh range)")
     a = ap.parse_args()
     c = dict(PRESETS[a.preset])
     if a.steps:
         c["steps"] = a.steps
     if a.batch:
         c["batch"] = a.batch
+    if a.lr:
+        c["lr"] = a.lr
+    if a.warmup is not None:
+        c["warmup"] = a.warmup
+    if a.stream_seed < TRAIN_SEED_BASE:
+        ap.error(f"--stream-seed must be >= {TRAIN_SEED_BASE}: lower seeds are evaluation and tokenizer seeds")
     random.seed(a.seed)
     np.random.seed(a.seed)
     torch.manual_seed(a.seed)
@@ -643,11 +668,23 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     t_start = time.time()
 
-    log("tokenizer: sampling task text")
-    g = Generator(bench, ["--mix", MIX, "--length-range", "64:512", "--count", "3000", "--seed", str(TOKENIZER_SEED_BASE),
-                          "--haystack", os.path.join(a.corpus, "train.txt"), "--threads", str(a.gen_threads)])
-    task_texts = [render(r["prompt"]) + r["answer"] + "<|end|>" for r in g.records()]
-    tok = train_tokenizer(a.corpus, task_texts, c["vocab"], a.out)
+    if a.init:
+        import shutil
+        from tokenizers import Tokenizer
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(a.init, name), os.path.join(a.out, name))
+        tok = Tokenizer.from_file(os.path.join(a.out, "tokenizer.json"))
+        with open(os.path.join(a.init, "config.json")) as f:
+            saved = json.load(f)
+        if hf_config(c) != {**saved, "max_position_embeddings": c["seq"]}:
+            sys.exit(f"--init {a.init}: its config.json does not match preset {a.preset}")
+    else:
+        log("tokenizer: sampling task text")
+        g = Generator(bench, ["--mix", MIX, "--length-range", "64:512", "--count", "3000", "--seed",
+                              str(TOKENIZER_SEED_BASE), "--haystack", os.path.join(a.corpus, "train.txt"),
+                              "--threads", str(a.gen_threads)])
+        task_texts = [render(r["prompt"]) + r["answer"] + "<|end|>" for r in g.records()]
+        tok = train_tokenizer(a.corpus, task_texts, c["vocab"], a.out)
     log(f"tokenizer: vocabulary {tok.get_vocab_size()} ({time.time() - t_start:.0f} s)")
     with open(os.path.join(a.corpus, "train.txt")) as f:
         paras = f.read().split("\n")
@@ -655,8 +692,18 @@ def main():
     prose_ids = np.concatenate([np.asarray(e.ids, dtype=np.int32) for e in encs])
     log(f"prose: {len(prose_ids):,} training tokens")
 
-    model, summary, tables = train(a, c, tok, prose_ids, bench, device, a.out)
-    log(f"trained: {json.dumps(summary)}")
+    if a.eval_only:
+        if not a.init:
+            ap.error("--eval-only needs --init DIR")
+        model = RefModel(c).to(device)
+        from safetensors.torch import load_file
+        sd = load_file(os.path.join(a.init, "model.safetensors"))
+        model.load_state_dict({k[len("model."):]: v.float() for k, v in sd.items()})
+        tables = tuple(t.to(device) for t in rope_tables(c["head_dim"], c["rope_theta"], c["seq"], device))
+        summary = dict(eval_only=a.init)
+    else:
+        model, summary, tables = train(a, c, tok, prose_ids, bench, device, a.out)
+        log(f"trained: {json.dumps(summary)}")
 
     from safetensors.torch import save_file
     save_file(hf_state_dict(model), os.path.join(a.out, "model.safetensors"), metadata={"format": "pt"})
@@ -667,7 +714,7 @@ def main():
 
     report = dict(train=summary, config=c, seed=a.seed, preset=a.preset, device=str(device),
                   device_name=torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-                  torch=torch.__version__, mix=MIX)
+                  torch=torch.__version__, mix=a.mix, init=a.init, stream_seed=a.stream_seed)
     report["transformers_check"] = check_transformers(a.out, model, tables, tok, device)
     report["eval"] = evaluate(a, c, model, tables, tok, bench, device, a.out)
     report["total_seconds"] = round(time.time() - t_start, 1)
