@@ -16,6 +16,7 @@ prompt position, the reference being transformers in fp32 for both; 64 greedy to
 fp32 up to the first step where the fp32 reference's top-2 margin is below 1e-4. Transformers' own
 bf16 run against its fp32 run is reported beside them as the yardstick of bf16 rounding.
 
+KVASIR_PARITY_CASES="a,b" runs only the named cases.
 KVASIR_PARITY_EXTRA="name=DIR;..." adds trained checkpoints (the reference model,
 models/kvasir-ref) as cases, loaded with AutoModelForCausalLM; their prompt is a real sentence
 through the checkpoint's own tokenizer.json.
@@ -73,6 +74,9 @@ def make(root):
     cases = []
     models = [(name, cls, config, None) for name, (cls, config) in configs().items()]
     models += [(name, transformers.AutoModelForCausalLM, None, pathlib.Path(path)) for name, path in extra_cases()]
+    only = os.environ.get("KVASIR_PARITY_CASES")  # e.g. "kvasir-ref": just these cases
+    if only:
+        models = [m for m in models if m[0] in only.split(",")]
     for name, cls, config, path in models:
         if path is None:
             torch.manual_seed(SEED)

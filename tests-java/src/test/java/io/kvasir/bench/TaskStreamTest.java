@@ -64,6 +64,29 @@ class TaskStreamTest {
   }
 
   @Test
+  void aMixtureOverAWideRangeGivesShortLengthsTheTasksSmallestPrompt() throws IOException {
+    // 16..64 tokens is below what niah_multikey and docqa need; a fixed length that small is an error,
+    // a drawn one becomes the task's smallest prompt, so training streams over 64:8000 never fail.
+    StreamSpec spec = StreamSpec.mixture("niah_multikey=0.5,docqa=0.3,arithmetic=0.2", 16, 64, 300);
+    TaskGenerator approx = new TaskGenerator(haystack, ApproxTokenCounter.INSTANCE, null);
+    List<String> lines = stream(approx, spec, 60, 2).lines().toList();
+    assertEquals(60, lines.size());
+    int raised = 0;
+    for (String line : lines) {
+      TaskRecord r = TaskRecord.fromJson(line);
+      assertTrue(r.promptTokens() <= r.length(), "prompt within its recorded length: " + r.promptTokens() + " vs "
+          + r.length());
+      if (!"arithmetic".equals(r.task()) && r.length() > 64) {
+        ++raised;
+        assertEquals(r.length(), r.promptTokens(), "the raised length is the smallest prompt's size");
+      }
+    }
+    assertTrue(raised > 0, "some records needed the raise");
+    assertThrows(IllegalArgumentException.class, () -> approx.generate(Task.NIAH_MULTIKEY, 1, 40),
+        "a fixed length below the minimum is still an error");
+  }
+
+  @Test
   void mixtureCountsFollowTheWeights() {
     StreamSpec spec = StreamSpec.mixture(MIX, 1000, 1000, 5);
     Map<Task, Integer> counts = new EnumMap<>(Task.class);
