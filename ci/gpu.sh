@@ -136,10 +136,10 @@ remote() {
         "$root/bin/kvasir_tests" --gtest_brief=1 >> "$log" 2>&1 || rc=$? ;;
       java)
         # The smoke test: kernels through JavaCPP on CUDA and CPU, devices through the presets,
-        # then text generation with a Hugging Face tokenizer that must load offline.
+        # then the reference model generating on CUDA, its Hugging Face tokenizer loaded offline.
         { "$root/jre/bin/java" -jar "$root/kvasir-cli.jar" info --roofline &&
-          "$root/jre/bin/java" -jar "$root/kvasir-cli.jar" generate --model tiny:llama --prompt "KV cache" --chat \
-            --max-tokens 16 --greedy-ids; } >> "$log" 2>&1 || rc=$? ;;
+          "$root/jre/bin/java" -jar "$root/kvasir-cli.jar" generate --model "$KV_ROOT/models/kvasir-ref" --device cuda \
+            --prompt "Compute 348 + 275 - 17." --chat --max-tokens 128; } >> "$log" 2>&1 || rc=$? ;;
       bench)
         KVASIR_COMMAND="ci/gpu.sh remote bench ${KVASIR_BENCH_ARGS:-}" "$root/bin/kvasir_bench_ops" --backend cuda \
           --json "$out/$KVASIR_DATE-kernels.json" --md "$out/$KVASIR_DATE-kernels.md" ${KVASIR_BENCH_ARGS:-} >> "$log" 2>&1 || rc=$? ;;
