@@ -87,6 +87,17 @@ class ReferenceModelTest {
   }
 
   @Test
+  void evalDefaultsToTheReferenceModelAndItsHeldOutProse(@org.junit.jupiter.api.io.TempDir Path tmp) throws IOException {
+    Path out = tmp.resolve("eval.json");
+    int exit = BenchMain.commandLine().execute("eval", "--task", "passkey", "--length", "600", "--count", "2", "--seed",
+        "5", "--out", out.toString(), "-q");
+    assertEquals(0, exit);
+    JsonNode json = new ObjectMapper().readTree(out.toFile());
+    assertEquals(dir.resolve("heldout-prose.txt").toString(), json.get("haystack").asText());
+    assertEquals(2, json.get("results").get(0).get("count").asInt());
+  }
+
+  @Test
   void theReadmeCommandAnswersWithATrace() {
     int[] prompt = engine.encodeChat(List.of(ChatMessage.user("Compute 348 + 275 - 17.")));
     GenerationResult r = engine.generate(GenerationRequest.of(prompt, 160, SamplingParams.greedy()));

@@ -12,13 +12,16 @@ import io.kvasir.bench.tasks.Haystack;
 import io.kvasir.bench.tasks.Task;
 import io.kvasir.bench.tasks.TaskGenerator;
 import io.kvasir.bench.tasks.TaskRecord;
+import io.kvasir.bench.tasks.TaskScorer;
 import io.kvasir.bench.tasks.TokenCounter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -119,6 +122,35 @@ class TaskGeneratorTest {
       assertEquals(List.of(value), multi.values());
       assertEquals("The special magic number for " + asked + " is: " + value + ".", multi.answer());
       assertNull(multi.depth());
+    }
+  }
+
+  @Test
+  void multiqueryAsksEveryKeyAndAnswersEachWithItsOwnNeedle() {
+    Pattern needle = Pattern.compile("One of the special magic numbers for ([a-z]+-[a-z]+) is: ([0-9]+)\\.");
+    for (long seed = 0; seed < 20; ++seed) {
+      TaskRecord r = approx.generate(Task.NIAH_MULTIQUERY, seed, 1200);
+      Map<String, String> byKey = new HashMap<>();
+      Matcher m = needle.matcher(r.prompt());
+      while (m.find()) {
+        assertNull(byKey.put(m.group(1), m.group(2)), "each key once: " + m.group(1));
+      }
+      assertEquals(6, byKey.size(), r.prompt());
+      assertEquals(6, new HashSet<>(byKey.values()).size(), "distinct values");
+      Matcher q = Pattern.compile("What are the special magic numbers for (.+) mentioned in the text\\?$").matcher(r.prompt());
+      assertTrue(q.find());
+      List<String> asked = List.of(q.group(1).replace(" and ", ", ").split(", "));
+      assertEquals(byKey.keySet(), new HashSet<>(asked), "every key asked once");
+      StringBuilder expected = new StringBuilder();
+      List<String> values = new ArrayList<>();
+      for (String k : asked) {
+        expected.append(expected.length() == 0 ? "" : " ").append("The special magic number for ").append(k)
+            .append(" is: ").append(byKey.get(k)).append('.');
+        values.add(byKey.get(k));
+      }
+      assertEquals(expected.toString(), r.answer(), "one sentence per key, in the question's order");
+      assertEquals(values, r.values());
+      assertTrue(TaskScorer.score(r, r.answer()).correct());
     }
   }
 
@@ -287,7 +319,7 @@ class TaskGeneratorTest {
       for (int i = 0; i < haystack.size(); ++i) unit = Math.max(unit, counter.count(" " + haystack.sentence(i)));
       unit = Math.max(unit, counter.count(", \"0123abcd\": \"4567ef01\""));
       for (Task task : List.of(Task.PASSKEY, Task.NIAH_SINGLE, Task.NIAH_MULTIKEY, Task.NIAH_MULTIVALUE,
-          Task.VARIABLE_TRACKING, Task.KV_RETRIEVAL)) {
+          Task.VARIABLE_TRACKING, Task.KV_RETRIEVAL, Task.NIAH_MULTIQUERY)) {
         for (int length : new int[] {300, 1000, 3000}) {
           for (long seed = 0; seed < 3; ++seed) {
             TaskRecord r = g.generate(task, seed, length);

@@ -7,8 +7,10 @@ import io.kvasir.bench.tasks.Haystack;
 import io.kvasir.bench.tasks.HfTokenCounter;
 import io.kvasir.bench.tasks.Task;
 import io.kvasir.engine.Engine;
+import io.kvasir.engine.SyntheticModels;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -53,7 +55,11 @@ final class EvalCommand implements Callable<Integer> {
   @Option(names = "--seed", defaultValue = "0", description = "Sample i has seed SEED + i (default ${DEFAULT-VALUE}).")
   long seed;
 
-  @Option(names = "--haystack", paramLabel = "FILE", description = "Filler prose: UTF-8, one paragraph per line.")
+  /** The held-out prose a model directory may ship for evaluation haystacks (models/kvasir-ref does). */
+  static final String HELD_OUT_PROSE = "heldout-prose.txt";
+
+  @Option(names = "--haystack", paramLabel = "FILE", description = "Filler prose: UTF-8, one paragraph per line"
+      + " (default: the model directory's heldout-prose.txt when it has one, as kvasir-ref does).")
   Path haystack;
 
   @Option(names = "--depth", paramLabel = "F", description = "Needle depth in [0, 1] for passkey and niah_single"
@@ -94,6 +100,10 @@ final class EvalCommand implements Callable<Integer> {
       if (engine.maxContext() < longest) {
         LOG.warn("the engine holds {} tokens per sequence, less than the longest length {}", engine.maxContext(),
             longest);
+      }
+      if (haystack == null && !SyntheticModels.isSynthetic(modelOptions.model)
+          && Files.isRegularFile(modelOptions.modelDir().resolve(HELD_OUT_PROSE))) {
+        haystack = modelOptions.modelDir().resolve(HELD_OUT_PROSE);
       }
       Haystack hay = haystack == null ? null : Haystack.load(haystack);
       Evaluator evaluator = new Evaluator(engine, counter, hay, depth, modelOptions.batch);

@@ -1,6 +1,7 @@
 package io.kvasir.bench;
 
 import io.kvasir.engine.Engine;
+import io.kvasir.engine.ReferenceModel;
 import io.kvasir.engine.SyntheticModels;
 import io.kvasir.engine.TinyModels;
 import io.kvasir.nativeapi.Backend;
@@ -17,9 +18,10 @@ final class ModelOptions {
 
   enum WeightType { f32, bf16 }
 
-  @Option(names = "--model", required = true, paramLabel = "DIR",
-      description = "A Hugging Face model directory (config.json, *.safetensors, tokenizer.json), or tiny:<llama|qwen3|"
-          + "mistral|qwen2> (a small random demo checkpoint), or synthetic:<preset> with --tokenizer.")
+  @Option(names = "--model", paramLabel = "DIR", defaultValue = ReferenceModel.NAME,
+      description = "A Hugging Face model directory (config.json, *.safetensors, tokenizer.json); kvasir-ref (default:"
+          + " the reference model shipped in models/); tiny:<llama|qwen3|mistral|qwen2> (a small random demo"
+          + " checkpoint); or synthetic:<preset> with --tokenizer.")
   String model;
 
   @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda (default ${DEFAULT-VALUE}).")
@@ -89,6 +91,12 @@ final class ModelOptions {
     if (SyntheticModels.isSynthetic(model)) {
       throw new IllegalArgumentException(model + " has no tokenizer: give --tokenizer DIR");
     }
-    return TinyModels.isTiny(model) ? TinyModels.resolve(model) : Path.of(model);
+    return modelDir();
+  }
+
+  /** The model's directory (kvasir-ref and tiny:* resolved); not for synthetic models. */
+  Path modelDir() throws IOException {
+    return TinyModels.isTiny(model) ? TinyModels.resolve(model)
+        : ReferenceModel.isReference(model) ? ReferenceModel.resolve() : Path.of(model);
   }
 }

@@ -25,6 +25,8 @@ final class NeedleTasks {
   static final int FIT_SLACK_TOKENS = 4;
   /** Needles of a multi-needle task. */
   static final int MULTI_NEEDLES = 4;
+  /** Needles of the multi-query task, every one of them asked about. */
+  static final int MULTIQUERY_NEEDLES = 6;
   /** Variables of the variable-tracking chain. */
   static final int CHAIN_VARIABLES = 5;
 
@@ -44,6 +46,7 @@ final class NeedleTasks {
       case NIAH_MULTIKEY -> niahMultikey(rng);
       case NIAH_MULTIVALUE -> niahMultivalue(rng);
       case VARIABLE_TRACKING -> variableTracking(rng);
+      case NIAH_MULTIQUERY -> niahMultiquery(rng);
       default -> throw new IllegalArgumentException(task + " is not a needle task");
     };
     double fixed = counter.count(layout.prefix()) + counter.count(layout.suffix());
@@ -118,6 +121,51 @@ final class NeedleTasks {
     }
     return new Layout(NIAH_PREFIX, singleQuestion(key[asked]), needles, sorted,
         "The special magic number for " + key[asked] + " is: " + value[asked] + ".", List.of(value[asked]), false);
+  }
+
+  /**
+   * Multi-key retrieval with every key asked, in a shuffled order: one answer sentence per key, so
+   * a sample carries six key-to-value lookups instead of one (a dense drill of the key match that
+   * niah_multikey measures, in the spirit of multi-query associative recall).
+   */
+  private static Layout niahMultiquery(SplittableRandom rng) {
+    int n = MULTIQUERY_NEEDLES;
+    Set<String> keys = new HashSet<>();
+    Set<String> used = new HashSet<>();
+    String[] key = new String[n];
+    String[] value = new String[n];
+    double[] depth = new double[n];
+    for (int i = 0; i < n; ++i) {
+      key[i] = Words.freshKey(rng, keys);
+      value[i] = freshNumber(rng, 7, used);
+      depth[i] = rng.nextDouble();
+    }
+    Integer[] order = byDepth(depth);
+    String[] needles = new String[n];
+    double[] sorted = new double[n];
+    for (int i = 0; i < n; ++i) {
+      needles[i] = magicNeedle(key[order[i]], value[order[i]]);
+      sorted[i] = depth[order[i]];
+    }
+    int[] ask = new int[n];
+    for (int i = 0; i < n; ++i) ask[i] = i;
+    for (int i = n - 1; i > 0; --i) {  // Fisher-Yates
+      int j = rng.nextInt(i + 1);
+      int t = ask[i];
+      ask[i] = ask[j];
+      ask[j] = t;
+    }
+    List<String> askedKeys = new ArrayList<>();
+    List<String> values = new ArrayList<>();
+    List<String> sentences = new ArrayList<>();
+    for (int i : ask) {
+      askedKeys.add(key[i]);
+      values.add(value[i]);
+      sentences.add("The special magic number for " + key[i] + " is: " + value[i] + ".");
+    }
+    String question = "\n\nWhat are the special magic numbers for "
+        + String.join(", ", askedKeys.subList(0, n - 1)) + " and " + askedKeys.get(n - 1) + " mentioned in the text?";
+    return new Layout(NIAH_PREFIX, question, needles, sorted, String.join(" ", sentences), values, false);
   }
 
   private static Layout niahMultivalue(SplittableRandom rng) {

@@ -15,7 +15,8 @@ public enum Task {
   KV_RETRIEVAL(false),
   VARIABLE_TRACKING(true),
   ARITHMETIC(false),
-  DOCQA(true);
+  DOCQA(true),
+  NIAH_MULTIQUERY(true);
 
   private final boolean needsHaystack;
   private final String id;

@@ -48,7 +48,7 @@ public final class TaskGenerator {
       throw new IllegalArgumentException("task " + task + ": length " + length + " must be >= 1");
     }
     return switch (task) {
-      case PASSKEY, NIAH_SINGLE, NIAH_MULTIKEY, NIAH_MULTIVALUE, VARIABLE_TRACKING ->
+      case PASSKEY, NIAH_SINGLE, NIAH_MULTIKEY, NIAH_MULTIVALUE, VARIABLE_TRACKING, NIAH_MULTIQUERY ->
           NeedleTasks.generate(task, seed, length, haystack, counter, fixedDepth);
       case KV_RETRIEVAL -> KvRetrievalTask.generate(seed, length, counter);
       case ARITHMETIC -> ArithmeticTask.generate(seed, length, counter);
