@@ -53,6 +53,10 @@ PRESETS = {
     # The shipped model: 4 query heads of 64 (the CUDA prefill kernel's head size), GQA 2:1.
     "ref": dict(vocab=4096, hidden=256, layers=6, heads=4, kv_heads=2, head_dim=64, ffn=512, seq=8192,
                 batch=8, steps=5000, warmup=200, lr=3e-3, rope_theta=50000.0),
+    # The planned successor (MODEL_CARD.md, "Known limits"): twice the query heads for the key match
+    # that multi-key retrieval needs, FFN trimmed to stay within 10 MB (4.93M parameters).
+    "ref-8h": dict(vocab=4096, hidden=256, layers=6, heads=8, kv_heads=2, head_dim=64, ffn=416, seq=8192,
+                   batch=8, steps=5000, warmup=200, lr=3e-3, rope_theta=50000.0),
     # Pipeline check at toy size (CPU or GPU, a minute).
     "smoke": dict(vocab=1024, hidden=64, layers=2, heads=2, kv_heads=1, head_dim=32, ffn=128, seq=1024,
                   batch=2, steps=20, warmup=5, lr=3e-3, rope_theta=50000.0),

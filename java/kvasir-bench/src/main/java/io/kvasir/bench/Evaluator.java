@@ -1,6 +1,7 @@
 package io.kvasir.bench;
 
 import io.kvasir.bench.tasks.Haystack;
+import io.kvasir.bench.tasks.LengthTooSmallException;
 import io.kvasir.bench.tasks.Task;
 import io.kvasir.bench.tasks.TaskGenerator;
 import io.kvasir.bench.tasks.TaskRecord;
@@ -163,7 +164,7 @@ final class Evaluator {
     }
     try {
       return generator.generate(task, seed, budget);
-    } catch (IllegalArgumentException e) {
+    } catch (LengthTooSmallException e) {
       throw new IllegalArgumentException(e.getMessage() + " (the prompt budget of length " + length + " after the"
           + " chat template, the answer and slack)", e);
     }
