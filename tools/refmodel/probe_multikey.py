@@ -26,15 +26,12 @@ NEEDLE = re.compile(r"One of the special magic numbers for ([a-z]+-[a-z]+) is: (
 
 
 def load(model_dir, device):
-    from safetensors.torch import load_file
     from tokenizers import Tokenizer
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
     c = dict(vocab=cfg["vocab_size"], hidden=cfg["hidden_size"], layers=cfg["num_hidden_layers"],
              heads=cfg["num_attention_heads"], kv_heads=cfg["num_key_value_heads"], head_dim=cfg["head_dim"],
              ffn=cfg["intermediate_size"], seq=cfg["max_position_embeddings"], rope_theta=cfg["rope_theta"])
-    model = train.RefModel(c).to(device).eval()
-    sd = load_file(os.path.join(model_dir, "model.safetensors"))
-    model.load_state_dict({k[len("model."):]: v.float() for k, v in sd.items()})
+    model = train.load_weights(train.RefModel(c).to(device), model_dir).eval()
     tables = tuple(t.to(device) for t in train.rope_tables(c["head_dim"], c["rope_theta"], c["seq"], device))
     return model, tables, Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
 

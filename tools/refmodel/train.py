@@ -144,17 +144,14 @@ def encode_records(tok, recs, with_answer=True):
     for r, e, ans_start in zip(recs, encs, spans):
         ids = np.asarray(e.ids, dtype=np.int32)
         starts = np.asarray([o[0] for o in e.offsets], dtype=np.int64)
-        # Special tokens report (0, 0) offsets: place them by their index order instead.
+        mono = _monotone(starts)
         answer = np.zeros(len(ids), dtype=bool)
         if with_answer:
-            first = int(np.searchsorted(_monotone(starts, ids), ans_start, side="left"))
-            answer[first:] = True
+            answer[int(np.searchsorted(mono, ans_start, side="left")):] = True
         block = np.zeros(len(ids), dtype=np.int16)
         parts = r.get("parts")
         if parts:
-            base = len("<|user|>\n")
-            mono = _monotone(starts, ids)
-            pos = base
+            pos = len("<|user|>\n")
             for p in parts:
                 end = pos + len(p["text"])
                 if p["block"]:
@@ -166,14 +163,10 @@ def encode_records(tok, recs, with_answer=True):
     return out
 
 
-def _monotone(starts, ids):
-    """Offsets with special tokens (offset 0) replaced by the previous token's start, so the
-    array is non-decreasing and searchsorted works on it."""
-    s = starts.copy()
-    for i in range(1, len(s)):
-        if s[i] < s[i - 1]:
-            s[i] = s[i - 1]
-    return s
+def _monotone(starts):
+    """Token start offsets made non-decreasing (a running maximum), so searchsorted works on
+    them even if a token reports an offset of 0."""
+    return np.maximum.accumulate(starts)
 
 
 class Packer:
@@ -387,6 +380,14 @@ def hf_state_dict(model):
     return sd
 
 
+def load_weights(model, model_dir):
+    """Loads a saved directory's bf16 safetensors into a RefModel (fp32 master weights)."""
+    from safetensors.torch import load_file
+    sd = load_file(os.path.join(model_dir, "model.safetensors"))
+    model.load_state_dict({k[len("model."):]: v.float() for k, v in sd.items()})
+    return model
+
+
 def hf_config(c):
     return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": c["vocab"],
             "hidden_size": c["hidden"], "intermediate_size": c["ffn"], "num_hidden_layers": c["layers"],
@@ -447,9 +448,7 @@ def train(a, c, tok, prose_ids, bench, device, out):
     torch.manual_seed(a.seed)
     model = RefModel(c).to(device)
     if a.init:
-        from safetensors.torch import load_file
-        sd = load_file(os.path.join(a.init, "model.safetensors"))
-        model.load_state_dict({k[len("model."):]: v.float() for k, v in sd.items()})
+        load_weights(model, a.init)
         log(f"continuing from {a.init}")
     nparams = sum(p.numel() for p in model.parameters())
     log(f"model: {nparams / 1e6:.3f}M parameters, config {json.dumps(c)}")
@@ -525,12 +524,12 @@ def train(a, c, tok, prose_ids, bench, device, out):
 # ---------------------------------------------------------------------------------- evaluation
 
 @torch.no_grad()
-def exact_answer_accuracy(model, tables, tok, recs, device, blocked):
+def exact_answer_accuracy(model, tables, encs, device, blocked):
     """Teacher-forced: correct iff every answer token (and the closing <|end|>) is the argmax
-    given the ones before it, which is exactly when greedy decoding writes the expected answer."""
+    given the ones before it, which is exactly when greedy decoding writes the expected answer.
+    `encs` are encode_records' output for the records."""
     cos_t, sin_t = tables
     correct = 0
-    encs = encode_records(tok, recs)
     for ids, answer, block in encs:
         n = len(ids)
         t = torch.from_numpy(ids.astype(np.int64)).to(device)[None]
@@ -546,7 +545,7 @@ def exact_answer_accuracy(model, tables, tok, recs, device, blocked):
         first = int(a_idx[0])
         ok = bool((pred[first - 1:n - 1] == t[0, first:n]).all())
         correct += ok
-    return correct / max(1, len(recs))
+    return correct / max(1, len(encs))
 
 
 @torch.no_grad()
@@ -584,12 +583,12 @@ def evaluate(a, c, model, tables, tok, bench, device, out):
             length = min(length, c["seq"])
             gen = Generator(bench, ["--task", task, "--length", str(length - 96), "--count", str(n), "--seed", "1",
                                     "--haystack", held, "--tokenizer", out, "--threads", str(a.gen_threads)])
-            recs = list(gen.records())
-            row = dict(task=task, length=length, n=len(recs),
-                       mean_tokens=round(float(np.mean([len(e[0]) for e in encode_records(tok, recs)])), 1),
-                       accuracy=exact_answer_accuracy(model, tables, tok, recs, device, blocked=False))
+            encs = encode_records(tok, list(gen.records()))
+            row = dict(task=task, length=length, n=len(encs),
+                       mean_tokens=round(float(np.mean([len(e[0]) for e in encs])), 1),
+                       accuracy=exact_answer_accuracy(model, tables, encs, device, blocked=False))
             if task == "docqa":
-                row["accuracy_separate_documents"] = exact_answer_accuracy(model, tables, tok, recs, device, blocked=True)
+                row["accuracy_separate_documents"] = exact_answer_accuracy(model, tables, encs, device, blocked=True)
             log("eval", json.dumps(row))
             results.append(row)
     with open(held) as f:
@@ -699,10 +698,7 @@ def main():
     if a.eval_only:
         if not a.init:
             ap.error("--eval-only needs --init DIR")
-        model = RefModel(c).to(device)
-        from safetensors.torch import load_file
-        sd = load_file(os.path.join(a.init, "model.safetensors"))
-        model.load_state_dict({k[len("model."):]: v.float() for k, v in sd.items()})
+        model = load_weights(RefModel(c).to(device), a.init)
         tables = tuple(t.to(device) for t in rope_tables(c["head_dim"], c["rope_theta"], c["seq"], device))
         summary = dict(eval_only=a.init)
     else:

@@ -3,7 +3,6 @@ package io.kvasir.bench;
 import io.kvasir.engine.Engine;
 import io.kvasir.engine.ReferenceModel;
 import io.kvasir.engine.SyntheticModels;
-import io.kvasir.engine.TinyModels;
 import io.kvasir.nativeapi.Backend;
 import io.kvasir.nativeapi.DType;
 import io.kvasir.nativeapi.DeviceCount;
@@ -96,7 +95,6 @@ final class ModelOptions {
 
   /** The model's directory (kvasir-ref and tiny:* resolved); not for synthetic models. */
   Path modelDir() throws IOException {
-    return TinyModels.isTiny(model) ? TinyModels.resolve(model)
-        : ReferenceModel.isReference(model) ? ReferenceModel.resolve() : Path.of(model);
+    return Engine.modelDirectory(model);
   }
 }

@@ -50,6 +50,21 @@ public final class Engine implements AutoCloseable {
     this.maxStepTokens = maxStepTokens;
   }
 
+  /**
+   * The directory a model name stands for: {@code kvasir-ref} (see {@link ReferenceModel}),
+   * {@code tiny:<architecture>} (written on first use, see {@link TinyModels}) or a path.
+   * Synthetic models have no directory.
+   *
+   * @throws IllegalArgumentException for a synthetic model, or when kvasir-ref cannot be found
+   */
+  public static Path modelDirectory(String model) throws IOException {
+    if (SyntheticModels.isSynthetic(model)) {
+      throw new IllegalArgumentException(model + " is synthetic: it has no model directory");
+    }
+    return TinyModels.isTiny(model) ? TinyModels.resolve(model)
+        : ReferenceModel.isReference(model) ? ReferenceModel.resolve() : Path.of(model);
+  }
+
   public static Builder builder() {
     return new Builder();
   }
@@ -295,8 +310,7 @@ public final class Engine implements AutoCloseable {
         }
       } else {
         try {
-          Path dir = TinyModels.isTiny(model) ? TinyModels.resolve(model)
-              : ReferenceModel.isReference(model) ? ReferenceModel.resolve() : Path.of(model);
+          Path dir = modelDirectory(model);
           modelDir = dir;
           var config = io.kvasir.model.ModelConfig.load(dir);
           m = ModelLoader.load(dir, backend, device, dtype != null ? dtype : ModelLoader.defaultDtype(config),
