@@ -37,7 +37,7 @@ extern "C" {
 /* ------------------------------------------------------------------ version, status */
 
 /** Version of this header. The Java bindings refuse a library reporting another one. */
-#define KV_ABI_VERSION 3
+#define KV_ABI_VERSION 4
 
 typedef enum kv_status {
   KV_STATUS_OK = 0,
@@ -286,6 +286,154 @@ KV_API kv_status kv_attention_prefill_async(kv_stream_t stream, kv_dtype dtype, 
                                             const void* v, void* o, float* lse, int32_t batch, int32_t q_len,
                                             int64_t kv_len, int32_t num_q_heads, int32_t num_kv_heads,
                                             int32_t head_dim, float sm_scale);
+
+/* ------------------------------------------------------------------ paged KV cache */
+
+/*
+ * The paged KV cache of one layer. A page holds page_tokens consecutive tokens of one sequence;
+ * row (page p, KV head h, token t) of K starts at
+ *     k_pages + p * page_stride + h * head_stride + t * token_stride     (elements of dtype)
+ * and holds head_dim contiguous elements; V alike from v_pages. Kvasir's own layout is
+ * head-major, [page][kv_head][token][head_dim] (page_stride = H*P*D, head_stride = P*D,
+ * token_stride = D), so one head's part of a page is one contiguous P*D block (a per-head recall
+ * moves one block). A pool of single-head pages (per-head page tables, FlexiCache) sets
+ * head_stride = 0: a page id then names one head's block. Strides are multiples of 8 elements
+ * and the bases 16-byte aligned on CUDA (vector loads); page ids are in [0, num_pages).
+ */
+typedef struct kv_paged_kv {
+  void* k_pages;
+  void* v_pages;
+  int64_t num_pages;
+  int32_t page_tokens;   /* P: 1..256 */
+  int32_t num_kv_heads;
+  int32_t head_dim;      /* 64, 128 or 256 */
+  int32_t reserved;      /* 0 */
+  int64_t page_stride;
+  int64_t head_stride;   /* 0: single-head pages (each KV head has its own page table) */
+  int64_t token_stride;
+} kv_paged_kv;
+
+/*
+ * Page tables of a batch, in stream memory. Sequence b, KV head h, logical page j (tokens
+ * [j*P, (j+1)*P) of the sequence) lives in physical page
+ *     pages[b * seq_stride + h * head_stride + j]
+ * head_stride = 0 shares one table among the heads (dense policies); a per-head table (eviction,
+ * FlexiCache) needs a pool with kv_paged_kv.head_stride = 0. kv_lens[b] is the sequence's token
+ * count (all cached, including this step's appended tokens); entries past ceil(kv_len/P) are
+ * never read.
+ */
+typedef struct kv_page_table {
+  const int32_t* pages;
+  int64_t seq_stride;
+  int64_t head_stride;
+  const int32_t* kv_lens;  /* [batch] */
+} kv_page_table;
+
+/*
+ * A page selection (sparse attention): for sequence b and KV head h, the logical pages
+ *     indices[(b * num_kv_heads + h) * stride + i],  i < counts[b * num_kv_heads + h]
+ * in stream memory. Each index is in [0, ceil(kv_len/P)) and appears at most once; the order is
+ * free (the result does not depend on it beyond fp32 rounding). counts <= stride.
+ */
+typedef struct kv_page_select {
+  const int32_t* indices;
+  const int32_t* counts;
+  int32_t stride;
+  int32_t reserved;  /* 0 */
+} kv_page_select;
+
+/*
+ * Per-page key summaries (Quest): for physical page p and KV head h, 2*head_dim elements of the
+ * KV dtype at data + p * page_stride + h * head_stride: the channel-wise minimum of K over the
+ * page's valid tokens, then the maximum. Exact (min and max of bf16 values are bf16 values).
+ * head_stride = 0 for single-head pools.
+ */
+typedef struct kv_page_summaries {
+  void* data;
+  int64_t page_stride;
+  int64_t head_stride;
+} kv_page_summaries;
+
+/**
+ * Writes new K and V rows into pages (the KV append of every step).
+ *   k, v   [num_tokens][num_kv_heads][head_dim]   dtype, stream memory
+ *   slots  int64, stream memory: token i, head h goes to page slots[i*slots_head_stride+h] / P,
+ *          row slots[...] % P. slots_head_stride = 0: one slot per token for every head (shared
+ *          tables); num_kv_heads: per-head slots (single-head pools). A negative slot skips the row.
+ * A slot outside [0, num_pages*P) fails the call (CPU) or the next kv_stream_synchronize (CUDA).
+ * Bit-exact.
+ */
+KV_API kv_status kv_paged_append_async(kv_stream_t stream, kv_dtype dtype, const void* k, const void* v,
+                                       const int64_t* slots, int64_t slots_head_stride, int64_t num_tokens,
+                                       const kv_paged_kv* kv);
+
+/**
+ * Single-query attention of each sequence over its pages (decode), GQA-aware, returning the
+ * attention state; with select, only over the selected pages (sparse decode, Quest).
+ *   q    [batch][num_q_heads][head_dim]   dtype, stream memory
+ *   o    [batch][num_q_heads][head_dim]   dtype, written
+ *   lse  [batch][num_q_heads]             fp32, written (may be NULL)
+ * Query head h reads KV head h / (num_q_heads / num_kv_heads). max_kv_len bounds every kv_lens[b]
+ * (it sizes the split plan on the host; a larger kv_len is an error). kv_len = 0 (or an empty
+ * selection) gives the empty state. fp32 accumulation. workspace as for
+ * kv_attention_decode_async: with less than kv_paged_decode_workspace_bytes() the kernel splits
+ * less, never fails.
+ */
+KV_API kv_status kv_paged_decode_async(kv_stream_t stream, kv_dtype dtype, const void* q, const kv_paged_kv* kv,
+                                       const kv_page_table* table, const kv_page_select* select, void* o,
+                                       float* lse, int32_t batch, int32_t num_q_heads, int32_t max_kv_len,
+                                       float sm_scale, void* workspace, uint64_t workspace_bytes);
+
+/** Workspace that lets kv_paged_decode_async split as much as it wants for this shape. */
+KV_API uint64_t kv_paged_decode_workspace_bytes(kv_stream_t stream, int32_t batch, int32_t num_q_heads,
+                                                int32_t head_dim, int32_t max_kv_len);
+
+/**
+ * Causal attention of a batch of query chunks over paged K/V (prefill, chunked prefill after
+ * cached or shared-prefix pages), GQA-aware, variable lengths.
+ *   q        [q_indptr[batch]][num_q_heads][head_dim]  dtype, stream memory; sequence b owns rows
+ *            [q_indptr[b], q_indptr[b+1])
+ *   q_indptr [batch + 1] int32, stream memory, non-decreasing from 0
+ *   o        like q, written;  lse [q rows][num_q_heads] fp32, written (may be NULL)
+ * Query i of sequence b sits at position kv_lens[b] - q_len_b + i (its own K/V already appended)
+ * and attends keys [0, that position]. q_len_b <= kv_lens[b]; max_q_len and max_kv_len bound them
+ * (the grid is planned on the host). bf16 with head_dim 64 or 128 runs on tensor cores on CUDA
+ * (probabilities rounded to bf16 before they multiply V, as in kv_attention_prefill_async).
+ */
+KV_API kv_status kv_paged_prefill_async(kv_stream_t stream, kv_dtype dtype, const void* q, const int32_t* q_indptr,
+                                        const kv_paged_kv* kv, const kv_page_table* table, void* o, float* lse,
+                                        int32_t batch, int32_t num_q_heads, int32_t max_q_len, int32_t max_kv_len,
+                                        float sm_scale);
+
+/**
+ * Recomputes the key summaries of the listed physical pages from their first valid_tokens[i]
+ * tokens (1..P): called when a page fills, or for the newest page when a policy wants it current.
+ *   pages, valid_tokens  [num_update] int32, stream memory
+ * Rows of every KV head are summarized (one head for single-head pools).
+ */
+KV_API kv_status kv_page_summary_update_async(kv_stream_t stream, kv_dtype dtype, const kv_paged_kv* kv,
+                                              const int32_t* pages, const int32_t* valid_tokens,
+                                              int32_t num_update, const kv_page_summaries* summaries);
+
+/**
+ * Quest page selection on the device: for each sequence b and KV head h, the score of logical
+ * page j is max over the group's query heads g of sum_d max(q_gd * min_jd, q_gd * max_jd) (an upper
+ * bound of q.k over the page); the newest page (j = ceil(kv_len/P) - 1, possibly partial, its
+ * summary not read) is always selected, and the top_k - 1 best of the others join it (ties: the
+ * lower j). Fewer than top_k pages: all are selected. Writes select->indices (ascending j) and
+ * select->counts, which must be writable stream memory with stride >= top_k.
+ *   q  [batch][num_q_heads][head_dim] dtype, stream memory
+ * workspace: stream memory of at least kv_quest_select_workspace_bytes().
+ */
+KV_API kv_status kv_quest_select_async(kv_stream_t stream, kv_dtype dtype, const void* q, const kv_paged_kv* kv,
+                                       const kv_page_table* table, const kv_page_summaries* summaries,
+                                       int32_t batch, int32_t num_q_heads, int32_t max_kv_len, int32_t top_k,
+                                       int32_t* indices_out, int32_t* counts_out, int32_t out_stride,
+                                       void* workspace, uint64_t workspace_bytes);
+
+/** Scratch kv_quest_select_async needs for this shape. */
+KV_API uint64_t kv_quest_select_workspace_bytes(kv_stream_t stream, int32_t batch, int32_t num_kv_heads,
+                                                int32_t page_tokens, int32_t max_kv_len);
 
 /* ------------------------------------------------------------------ roofline probe */
 

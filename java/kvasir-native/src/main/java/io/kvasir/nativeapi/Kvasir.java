@@ -16,7 +16,7 @@ public final class Kvasir {
    * The {@code KV_ABI_VERSION} of the header these bindings were written against. Bump it with
    * every change to a signature, struct layout or enum value of {@code include/kvasir/kvasir.h}.
    */
-  public static final int ABI_VERSION = 3;
+  public static final int ABI_VERSION = 4;
 
   private static final Object LOCK = new Object();
   private static volatile boolean loaded;
