@@ -645,6 +645,8 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--init", help="continue from this saved directory (its tokenizer and weights; the optimizer "
                                    "state is re-warmed); the config must match the preset")
+    ap.add_argument("--tokenizer", help="reuse the tokenizer of this saved directory instead of training one "
+                    "(a from-scratch run that must keep the shipped vocabulary)")
     ap.add_argument("--mix", default=MIX, help="task mixture of the training stream (kvasir-bench --mix syntax)")
     ap.add_argument("--lr", type=float)
     ap.add_argument("--warmup", type=int)
@@ -671,17 +673,20 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     t_start = time.time()
 
-    if a.init:
+    if a.init and a.tokenizer:
+        ap.error("--init already takes the tokenizer of its directory; drop --tokenizer")
+    if a.init or a.tokenizer:
         import shutil
         from tokenizers import Tokenizer
         for name in ("tokenizer.json", "tokenizer_config.json"):
-            shutil.copy(os.path.join(a.init, name), os.path.join(a.out, name))
+            shutil.copy(os.path.join(a.init or a.tokenizer, name), os.path.join(a.out, name))
         tok = Tokenizer.from_file(os.path.join(a.out, "tokenizer.json"))
+    if a.init:
         with open(os.path.join(a.init, "config.json")) as f:
             saved = json.load(f)
         if hf_config(c) != {**saved, "max_position_embeddings": c["seq"]}:
             sys.exit(f"--init {a.init}: its config.json does not match preset {a.preset}")
-    else:
+    elif not a.tokenizer:
         log("tokenizer: sampling task text")
         g = Generator(bench, ["--mix", MIX, "--length-range", "64:512", "--count", "3000", "--seed",
                               str(TOKENIZER_SEED_BASE), "--haystack", os.path.join(a.corpus, "train.txt"),
