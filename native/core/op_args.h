@@ -104,7 +104,27 @@ enum DeviceErrorCode : int32_t {
   kDeviceErrorNone = 0,
   kDeviceErrorSrcPageOutOfRange = 1,
   kDeviceErrorDstPageOutOfRange = 2,
+  // Paged KV operations (core/paged_args.h): value/limit as below, entry = flat index.
+  kDeviceErrorPageIdOutOfRange = 3,   // a page table entry outside [0, num_pages)
+  kDeviceErrorSlotOutOfRange = 4,     // an append slot outside [0, num_pages * page_tokens)
+  kDeviceErrorKvLenOutOfRange = 5,    // kv_lens[b] outside [0, max_kv_len] (or < q_len)
+  kDeviceErrorSelectOutOfRange = 6,   // a selected logical page outside [0, ceil(kv_len/P)), or a count > stride
+  kDeviceErrorQIndptr = 7,            // q_indptr not non-decreasing from 0, or a q_len > max_q_len
 };
+
+// The message of a device error code, for kv_stream_synchronize.
+inline const char* device_error_what(int32_t code) {
+  switch (code) {
+    case kDeviceErrorSrcPageOutOfRange: return "kv_page_copy_async: src_pages entry outside [0, src_capacity_pages)";
+    case kDeviceErrorDstPageOutOfRange: return "kv_page_copy_async: dst_pages entry outside [0, dst_capacity_pages)";
+    case kDeviceErrorPageIdOutOfRange: return "a paged KV operation: page table entry outside [0, num_pages)";
+    case kDeviceErrorSlotOutOfRange: return "kv_paged_append_async: slot outside [0, num_pages * page_tokens)";
+    case kDeviceErrorKvLenOutOfRange: return "a paged KV operation: kv_lens entry outside [0, max_kv_len] (or below its q_len)";
+    case kDeviceErrorSelectOutOfRange: return "a paged KV operation: selected page outside [0, ceil(kv_len / page_tokens)) or count > stride";
+    case kDeviceErrorQIndptr: return "kv_paged_prefill_async: q_indptr not non-decreasing from 0, or a q_len > max_q_len";
+    default: return "unknown device error";
+  }
+}
 
 struct DeviceErrorRecord {
   int32_t code;

@@ -156,10 +156,15 @@ void stream_synchronize(Stream* stream) {
   copy.value = rec->value;
   copy.limit = rec->limit;
   rec->code = kDeviceErrorNone;
-  const char* list = copy.code == kDeviceErrorSrcPageOutOfRange ? "src_pages" : "dst_pages";
-  const char* cap = copy.code == kDeviceErrorSrcPageOutOfRange ? "src_capacity_pages" : "dst_capacity_pages";
-  fail(KV_STATUS_INVALID_ARGUMENT, "an earlier kv_page_copy_async on this stream found ", list, "[", copy.entry,
-       "] = ", copy.value, " outside [0, ", cap, " = ", copy.limit, "); that page was not copied");
+  if (copy.code == kDeviceErrorSrcPageOutOfRange || copy.code == kDeviceErrorDstPageOutOfRange) {
+    const char* list = copy.code == kDeviceErrorSrcPageOutOfRange ? "src_pages" : "dst_pages";
+    const char* cap = copy.code == kDeviceErrorSrcPageOutOfRange ? "src_capacity_pages" : "dst_capacity_pages";
+    fail(KV_STATUS_INVALID_ARGUMENT, "an earlier kv_page_copy_async on this stream found ", list, "[", copy.entry,
+         "] = ", copy.value, " outside [0, ", cap, " = ", copy.limit, "); that page was not copied");
+  }
+  fail(KV_STATUS_INVALID_ARGUMENT, "an earlier operation on this stream failed on the device: ",
+       device_error_what(copy.code), " (entry ", copy.entry, ", value ", copy.value, ", limit ", copy.limit,
+       "); its output is not valid");
 }
 
 void* event_create(int32_t device) {
