@@ -3,6 +3,7 @@
 // chunked prefill = whole prefill, bit for bit), sampling semantics, and every refusal.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -417,6 +418,208 @@ std::string model_param_name(const ::testing::TestParamInfo<ModelParam>& param_i
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ModelTest, ::testing::ValuesIn(model_params()), model_param_name);
+
+// ---------------------------------------------------------------- paged caches (CPU)
+
+// The same model on a slot cache and on a paged cache whose pages are scattered at random.
+struct PagedPair {
+  TinyModel slot;
+  kv_kv_cache_t paged = nullptr;
+  int32_t page_tokens;
+  int32_t table_stride;
+  std::vector<int32_t> tables;  // [seqs][table_stride], a random permutation of the pool
+  PagedPair(const kv_model_config& c, uint64_t seed, int seqs, int32_t page_tokens_, int32_t capacity,
+            std::mt19937_64& rng, bool summaries)
+      : slot(c, seed, seqs, capacity), page_tokens(page_tokens_),
+        table_stride((capacity + page_tokens_ - 1) / page_tokens_) {
+    const int32_t pages = seqs * table_stride + 3;  // a few pages nobody owns
+    KVT_CHECK(kv_paged_cache_init(slot.model, pages, page_tokens, summaries ? 1 : 0, &paged));
+    std::vector<int32_t> perm(pages);
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), rng);
+    tables.assign(perm.begin(), perm.begin() + seqs * table_stride);
+  }
+  ~PagedPair() { kv_kv_cache_free(paged); }
+  PagedPair(const PagedPair&) = delete;
+  PagedPair& operator=(const PagedPair&) = delete;
+
+  // One paged step of sequences `seqs` (their slot index); logits [n][vocab], sampled tokens out.
+  std::vector<float> step_paged(int vocab, const std::vector<int32_t>& seqs, const std::vector<int32_t>& start,
+                                const std::vector<int32_t>& num_new, const std::vector<int32_t>& tokens,
+                                const kv_step_policy* policy, std::vector<int32_t>* sampled = nullptr) {
+    const int32_t n = static_cast<int32_t>(seqs.size());
+    std::vector<int32_t> table;
+    for (int32_t s : seqs) table.insert(table.end(), tables.begin() + s * table_stride,
+                                        tables.begin() + (s + 1) * table_stride);
+    std::vector<float> logits(static_cast<size_t>(n) * vocab, std::nanf(""));
+    std::vector<int32_t> out(n, -1);
+    std::vector<float> penalty(n, 1.3f);
+    std::vector<uint64_t> request(n);
+    std::iota(request.begin(), request.end(), 100);
+    KVT_CHECK(kv_model_step_paged(slot.model, paged, n, table.data(), table_stride, start.data(), num_new.data(),
+                                  tokens.data(), policy, nullptr, nullptr, nullptr, nullptr, penalty.data(), nullptr,
+                                  request.data(), out.data(), logits.data()));
+    if (sampled) *sampled = out;
+    for (float v : logits) EXPECT_FALSE(std::isnan(v)) << "a logit was not written";
+    return logits;
+  }
+
+  std::vector<float> step_slot(int vocab, const std::vector<int32_t>& seqs, const std::vector<int32_t>& start,
+                               const std::vector<int32_t>& num_new, const std::vector<int32_t>& tokens,
+                               std::vector<int32_t>* sampled = nullptr) {
+    const int32_t n = static_cast<int32_t>(seqs.size());
+    std::vector<float> logits(static_cast<size_t>(n) * vocab, std::nanf(""));
+    std::vector<int32_t> out(n, -1);
+    std::vector<float> penalty(n, 1.3f);
+    std::vector<uint64_t> request(n);
+    std::iota(request.begin(), request.end(), 100);
+    KVT_CHECK(kv_model_step(slot.model, slot.cache, n, seqs.data(), start.data(), num_new.data(), tokens.data(),
+                            nullptr, nullptr, nullptr, nullptr, penalty.data(), nullptr, request.data(), out.data(),
+                            logits.data()));
+    if (sampled) *sampled = out;
+    return logits;
+  }
+};
+
+kv_model_config gqa_config(kv_dtype dtype) {
+  kv_model_config c = tiny_config(dtype, true, true);
+  c.num_q_heads = 4;
+  c.num_kv_heads = 2;
+  return c;
+}
+
+// Prefill chunks and decodes of three sequences, interleaved; the paged cache must give the slot
+// cache's logits and tokens bit for bit (the paged step gathers the same rows in the same order).
+// quest_top_k > 0 runs decodes under Quest with that K.
+void run_paged_against_slots(kv_dtype dtype, int32_t page_tokens, int32_t quest_top_k, bool expect_equal) {
+  const kv_model_config c = gqa_config(dtype);
+  const uint64_t seed = seed_for("paged_vs_slot_" + std::to_string(page_tokens) + "_" + std::to_string(quest_top_k));
+  std::mt19937_64 rng(seed);
+  PagedPair pair(c, 5, 3, page_tokens, 160, rng, quest_top_k > 0);
+  const kv_step_policy quest{KV_SELECTION_QUEST, quest_top_k};
+  const kv_step_policy* policy = quest_top_k > 0 ? &quest : nullptr;
+  std::vector<int32_t> len = {0, 0, 0};
+  bool any_difference = false;
+  for (int round = 0; round < 14; ++round) {
+    std::vector<int32_t> seqs, start, num_new, tokens;
+    for (int32_t s = 0; s < 3; ++s) {
+      if (rng() % 4 == 0 && len[s] > 0) continue;  // this sequence sits the step out
+      const int32_t n = len[s] == 0 || rng() % 3 == 0 ? 1 + static_cast<int32_t>(rng() % 23) : 1;
+      if (len[s] + n > 150) continue;
+      seqs.push_back(s);
+      start.push_back(len[s]);
+      num_new.push_back(n);
+      for (int32_t t : random_tokens(rng, n, c.vocab_size)) tokens.push_back(t);
+      len[s] += n;
+    }
+    if (seqs.empty()) continue;
+    std::vector<int32_t> sampled_paged, sampled_slot;
+    std::vector<float> a = pair.step_paged(c.vocab_size, seqs, start, num_new, tokens, policy, &sampled_paged);
+    std::vector<float> b = pair.step_slot(c.vocab_size, seqs, start, num_new, tokens, &sampled_slot);
+    const bool same = std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+    if (expect_equal) {
+      EXPECT_TRUE(same) << "round " << round << ": paged logits differ from the slot cache's (seed " << seed << ")";
+      EXPECT_EQ(sampled_paged, sampled_slot) << "round " << round;
+    }
+    any_difference |= !same;
+  }
+  if (!expect_equal) {
+    EXPECT_TRUE(any_difference) << "Quest with a small K changed nothing (seed " << seed << ")";
+  }
+}
+
+TEST(ModelPaged, PagedCacheEqualsSlotCacheBitForBit) {
+  for (kv_dtype dtype : {KV_DTYPE_F32, KV_DTYPE_BF16})
+    for (int32_t page_tokens : {1, 5, 16}) run_paged_against_slots(dtype, page_tokens, 0, true);
+}
+
+TEST(ModelPaged, QuestWithKAtLeastThePagesEqualsFullAttention) {
+  // 150 tokens of pages of 5 are at most 30 pages: K = 30 always selects everything.
+  for (kv_dtype dtype : {KV_DTYPE_F32, KV_DTYPE_BF16}) run_paged_against_slots(dtype, 5, 30, true);
+}
+
+TEST(ModelPaged, QuestWithASmallKAttendsFewerPages) {
+  run_paged_against_slots(KV_DTYPE_F32, 4, 2, false);
+}
+
+TEST(ModelPaged, ACopiedPageLetsTwoSequencesShareAPrefix) {
+  // Sequence 0 prefills 13 tokens into pages of 4 (3 full + 1 partial). Sequence 1 shares the
+  // full pages, gets a copy of the partial one, and continues with other tokens: its logits
+  // equal a solo run of its own tokens.
+  const kv_model_config c = gqa_config(KV_DTYPE_BF16);
+  std::mt19937_64 rng(seed_for("paged_copy"));
+  TinyModel m(c, 9, 1, 64);
+  kv_kv_cache_t cache = nullptr;
+  KVT_CHECK(kv_paged_cache_init(m.model, 16, 4, 0, &cache));
+  std::vector<int32_t> prompt = random_tokens(rng, 13, c.vocab_size), cont = random_tokens(rng, 6, c.vocab_size);
+  const int32_t stride = 8;
+  std::vector<int32_t> t0 = {0, 1, 2, 3, 4, 5, 6, 7}, t1 = {0, 1, 2, 9, 10, 11, 12, 13};
+  std::vector<float> logits(c.vocab_size);
+  auto run = [&](const std::vector<int32_t>& table, int32_t start, const std::vector<int32_t>& toks) {
+    const int32_t n = static_cast<int32_t>(toks.size());
+    KVT_CHECK(kv_model_step_paged(m.model, cache, 1, table.data(), stride, &start, &n, toks.data(), nullptr, nullptr,
+                                  nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, logits.data()));
+    return logits;
+  };
+  run(t0, 0, prompt);
+  const int32_t src = 3, dst = 9;
+  KVT_CHECK(kv_paged_cache_copy_pages(cache, &src, &dst, 1));
+  std::vector<float> shared = run(t1, 13, cont);
+  // Solo: the same 19 tokens in a slot cache.
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), cont.begin(), cont.end());
+  std::vector<float> solo = step(m, c.vocab_size, {0}, {0}, {19}, all);
+  EXPECT_EQ(0, std::memcmp(shared.data(), solo.data(), solo.size() * sizeof(float)));
+  // Sequence 0 is untouched by sequence 1's writes: its decode equals a solo decode.
+  std::vector<int32_t> next = {7};
+  std::vector<float> own = run(t0, 13, next);
+  TinyModel solo0(c, 9, 1, 64);
+  step(solo0, c.vocab_size, {0}, {0}, {13}, prompt);
+  std::vector<float> want = step(solo0, c.vocab_size, {0}, {13}, {1}, next);
+  EXPECT_EQ(0, std::memcmp(own.data(), want.data(), want.size() * sizeof(float)));
+  kv_kv_cache_free(cache);
+}
+
+TEST(ModelPaged, BadPagedStepsAreRefusedByName) {
+  const kv_model_config c = gqa_config(KV_DTYPE_F32);
+  TinyModel m(c, 1, 1, 16);
+  kv_kv_cache_t cache = nullptr;
+  EXPECT_EQ(kv_paged_cache_init(m.model, 0, 16, 0, &cache), KV_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("num_pages=0"), std::string::npos) << last_error();
+  EXPECT_EQ(kv_paged_cache_init(m.model, 4, 300, 0, &cache), KV_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("page_tokens=300"), std::string::npos) << last_error();
+  KVT_CHECK(kv_paged_cache_init(m.model, 8, 4, 0, &cache));
+  const int32_t tokens[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  auto expect = [&](int32_t n, std::vector<int32_t> table, int32_t stride, std::vector<int32_t> start,
+                    std::vector<int32_t> num, const kv_step_policy* policy, const char* needle) {
+    EXPECT_EQ(kv_model_step_paged(m.model, cache, n, table.data(), stride, start.data(), num.data(), tokens, policy,
+                                  nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr),
+              KV_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(last_error().find(needle), std::string::npos) << last_error();
+  };
+  expect(1, {8}, 1, {0}, {1}, nullptr, "is outside [0, num_pages = 8)");
+  expect(1, {0}, 1, {0}, {5}, nullptr, "past the page table's capacity");
+  expect(2, {0, 1, 0, 2}, 2, {0, 0}, {2, 2}, nullptr, "written by two sequences");
+  expect(2, {0, 1, 0, 2}, 2, {4, 0}, {1, 2}, nullptr, "while another sequence of the step writes it");
+  const kv_step_policy quest{KV_SELECTION_QUEST, 2};
+  expect(1, {0, 1}, 2, {0}, {1}, &quest, "Quest needs key summaries");
+  const kv_step_policy bad{7, 0};
+  expect(1, {0, 1}, 2, {0}, {1}, &bad, "policy->selection=7");
+  const int32_t slot = 0, start = 0, one = 1;
+  EXPECT_EQ(kv_model_step(m.model, cache, 1, &slot, &start, &one, tokens, nullptr, nullptr, nullptr, nullptr, nullptr,
+                          nullptr, nullptr, nullptr, nullptr),
+            KV_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("paged cache"), std::string::npos) << last_error();
+  const int32_t page = 0;
+  EXPECT_EQ(kv_model_step_paged(m.model, m.cache, 1, &page, 1, &start, &one, tokens, nullptr, nullptr, nullptr, nullptr,
+                                nullptr, nullptr, nullptr, nullptr, nullptr, nullptr),
+            KV_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("slot cache"), std::string::npos) << last_error();
+  const int32_t src = 9, dst = 1;
+  EXPECT_EQ(kv_paged_cache_copy_pages(cache, &src, &dst, 1), KV_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("src[0]=9"), std::string::npos) << last_error();
+  kv_kv_cache_free(cache);
+}
 
 TEST(Model, ConfigAndWeightErrorsNameTheProblem) {
   kv_model_config c = tiny_config(KV_DTYPE_F32);

@@ -581,6 +581,52 @@ KV_API kv_status kv_model_step(kv_model_t model, kv_kv_cache_t cache, int32_t nu
                                const float* min_p, const float* repetition_penalty, const uint64_t* seed,
                                const uint64_t* request_id, int32_t* sampled, float* logits);
 
+/* ------------------------------------------------------------------ paged model step */
+
+/**
+ * A paged KV cache of a model: num_pages pages of page_tokens tokens, K and V of every layer in
+ * Kvasir's head-major page layout ([layers][pages][kv_heads][page_tokens][head_dim], model weight
+ * dtype), plus each cell's token id (for repetition penalties) and, with key_summaries != 0, the
+ * per-page key min/max that Quest scores ([layers][pages][kv_heads][2][head_dim]). Which pages a
+ * sequence owns is the caller's business (the Java KvCacheManager): every step names them.
+ * Freed with kv_kv_cache_free. CPU models only in this build (the CUDA paged step is to come;
+ * CUDA models refuse with KV_STATUS_UNSUPPORTED).
+ */
+KV_API kv_status kv_paged_cache_init(kv_model_t model, int32_t num_pages, int32_t page_tokens, int32_t key_summaries,
+                                     kv_kv_cache_t* out);
+
+/** Copies whole pages (K, V, token ids and summaries of every layer): dst[i] <- src[i], host arrays. */
+KV_API kv_status kv_paged_cache_copy_pages(kv_kv_cache_t cache, const int32_t* src, const int32_t* dst,
+                                           int32_t num_copies);
+
+/** How a paged step picks the pages a decode token attends (prefill chunks attend every page). */
+typedef enum kv_selection {
+  KV_SELECTION_ALL = 0,   /* every page: full KV */
+  KV_SELECTION_QUEST = 1  /* Quest: top_k pages per (sequence, KV head) by the key-summary bound, the newest included */
+} kv_selection;
+
+typedef struct kv_step_policy {
+  int32_t selection;  /* kv_selection */
+  int32_t top_k;      /* pages, KV_SELECTION_QUEST */
+} kv_step_policy;
+
+/**
+ * kv_model_step over a paged cache: sequence s owns the pages page_tables[s * table_stride + j]
+ * (host memory; logical page j holds positions [j*P, (j+1)*P)), enough of them for
+ * start_pos[s] + num_new[s] tokens, and no page is written by two sequences of one step. A step
+ * writes K and V of the new tokens into those pages, refreshes the key summaries of the pages it
+ * wrote (caches with summaries), and attends as policy says (NULL: every page) for sequences
+ * with num_new = 1 and start_pos > 0; every other sequence attends all its pages. The remaining
+ * arguments are those of kv_model_step. With every page attended, the result equals
+ * kv_model_step on a slot cache holding the same tokens, bit for bit on the CPU.
+ */
+KV_API kv_status kv_model_step_paged(kv_model_t model, kv_kv_cache_t cache, int32_t num_seqs,
+                                     const int32_t* page_tables, int32_t table_stride, const int32_t* start_pos,
+                                     const int32_t* num_new, const int32_t* token_ids, const kv_step_policy* policy,
+                                     const float* temperature, const int32_t* top_k, const float* top_p,
+                                     const float* min_p, const float* repetition_penalty, const uint64_t* seed,
+                                     const uint64_t* request_id, int32_t* sampled, float* logits);
+
 /**
  * A tuning or diagnostic option of a model, by name (an unknown name or value is refused):
  *   "cuda_graphs"    1 (default): decode steps of a CUDA model replay a CUDA graph captured the

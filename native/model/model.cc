@@ -455,6 +455,7 @@ void kv_kv_cache_free(kv_kv_cache_t cache) {
   kv_model* m = cache->model;
   kv::mem_release(m->backend, m->device, KV_MEM_DEVICE, cache->k, cache->kv_bytes);
   kv::mem_release(m->backend, m->device, KV_MEM_DEVICE, cache->v, cache->kv_bytes);
+  kv::mem_release(m->backend, m->device, KV_MEM_DEVICE, cache->summaries, cache->summary_bytes);
 #ifdef KV_WITH_CUDA
   if (m->cuda) kv::model::cuda::forget_cache(m->cuda, cache->serial);
   kv::model::cuda::free_history(m->cuda, cache->device_history);
@@ -464,44 +465,32 @@ void kv_kv_cache_free(kv_kv_cache_t cache) {
   if (m->released && m->live_caches == 0) kv::model::free_model(m);
 }
 
-uint64_t kv_kv_cache_bytes(kv_kv_cache_t cache) { return cache ? 2 * cache->kv_bytes : 0; }
+uint64_t kv_kv_cache_bytes(kv_kv_cache_t cache) { return cache ? 2 * cache->kv_bytes + cache->summary_bytes : 0; }
 
-kv_status kv_model_step(kv_model_t model, kv_kv_cache_t cache, int32_t num_seqs, const int32_t* slots,
-                        const int32_t* start_pos, const int32_t* num_new, const int32_t* token_ids,
-                        const float* temperature, const int32_t* top_k, const float* top_p, const float* min_p,
-                        const float* repetition_penalty, const uint64_t* seed, const uint64_t* request_id,
-                        int32_t* sampled, float* logits) {
-  KV_API_BEGIN
-  KV_REQUIRE_NOT_NULL(model);
-  KV_REQUIRE_NOT_NULL(cache);
-  KV_REQUIRE(cache->model == model, "cache belongs to another model");
-  KV_REQUIRE(!model->released, "the model was freed (kv_model_free); only its caches are still alive");
-  KV_REQUIRE(num_seqs >= 0, "num_seqs=", num_seqs, " must be >= 0");
-  if (num_seqs == 0) return KV_STATUS_OK;
-  KV_REQUIRE_NOT_NULL(slots);
-  KV_REQUIRE_NOT_NULL(start_pos);
-  KV_REQUIRE_NOT_NULL(num_new);
-  KV_REQUIRE_NOT_NULL(token_ids);
-  kv_status complete = kv_model_check_complete(model);
-  if (complete != KV_STATUS_OK) return complete;
+}  // extern "C"
+
+namespace {
+
+// The checks and the StepBatch shared by kv_model_step and kv_model_step_paged. capacity_of(s)
+// is the most tokens sequence s may reach in this cache (0 skips nothing: it is checked).
+template <typename CapacityOf>
+void prepare_step(kv_model* model, kv_kv_cache* cache, int32_t num_seqs, const int32_t* start_pos,
+                  const int32_t* num_new, const int32_t* token_ids, const float* temperature, const int32_t* top_k,
+                  const float* top_p, const float* min_p, const float* repetition_penalty, const uint64_t* seed,
+                  const uint64_t* request_id, int32_t* sampled, float* logits, const char* capacity_what,
+                  CapacityOf capacity_of, kv::model::StepBatch& b) {
   const kv_model_config& c = model->cfg;
-  kv::model::StepBatch b;
   b.num_seqs = num_seqs;
-  b.slots = slots;
   b.start_pos = start_pos;
   b.num_new = num_new;
   b.token_ids = token_ids;
   b.token_offset.assign(num_seqs + 1, 0);
-  std::set<int32_t> used_slots;
   for (int32_t s = 0; s < num_seqs; ++s) {
-    KV_REQUIRE(slots[s] >= 0 && slots[s] < cache->num_slots, "slots[", s, "]=", slots[s], " is outside [0, ",
-               cache->num_slots, ")");
-    KV_REQUIRE(used_slots.insert(slots[s]).second, "slots[", s, "]=", slots[s], " appears twice in one step");
     KV_REQUIRE(num_new[s] >= 1, "num_new[", s, "]=", num_new[s], " must be >= 1");
     KV_REQUIRE(start_pos[s] >= 0, "start_pos[", s, "]=", start_pos[s], " must be >= 0");
     const int64_t end = static_cast<int64_t>(start_pos[s]) + num_new[s];
-    KV_REQUIRE(end <= cache->capacity, "sequence ", s, " would reach ", end, " tokens, past the slot capacity of ",
-               cache->capacity);
+    const int64_t cap = capacity_of(s);
+    KV_REQUIRE(end <= cap, "sequence ", s, " would reach ", end, " tokens, past the ", capacity_what, " of ", cap);
     KV_REQUIRE(end <= c.max_positions, "sequence ", s, " would reach ", end, " tokens, past max_positions = ",
                c.max_positions);
     b.token_offset[s + 1] = b.token_offset[s] + num_new[s];
@@ -532,12 +521,200 @@ kv_status kv_model_step(kv_model_t model, kv_kv_cache_t cache, int32_t num_seqs,
   b.request_id = request_id;
   b.sampled = sampled;
   b.logits = logits;
+  (void)cache;
+}
+
+void require_step_handles(kv_model* model, kv_kv_cache* cache, int32_t num_seqs) {
+  KV_REQUIRE_NOT_NULL(model);
+  KV_REQUIRE_NOT_NULL(cache);
+  KV_REQUIRE(cache->model == model, "cache belongs to another model");
+  KV_REQUIRE(!model->released, "the model was freed (kv_model_free); only its caches are still alive");
+  KV_REQUIRE(num_seqs >= 0, "num_seqs=", num_seqs, " must be >= 0");
+}
+
+}  // namespace
+
+extern "C" {
+
+kv_status kv_model_step(kv_model_t model, kv_kv_cache_t cache, int32_t num_seqs, const int32_t* slots,
+                        const int32_t* start_pos, const int32_t* num_new, const int32_t* token_ids,
+                        const float* temperature, const int32_t* top_k, const float* top_p, const float* min_p,
+                        const float* repetition_penalty, const uint64_t* seed, const uint64_t* request_id,
+                        int32_t* sampled, float* logits) {
+  KV_API_BEGIN
+  require_step_handles(model, cache, num_seqs);
+  KV_REQUIRE(!cache->paged, "cache is a paged cache (kv_paged_cache_init): step it with kv_model_step_paged");
+  if (num_seqs == 0) return KV_STATUS_OK;
+  KV_REQUIRE_NOT_NULL(slots);
+  KV_REQUIRE_NOT_NULL(start_pos);
+  KV_REQUIRE_NOT_NULL(num_new);
+  KV_REQUIRE_NOT_NULL(token_ids);
+  kv_status complete = kv_model_check_complete(model);
+  if (complete != KV_STATUS_OK) return complete;
+  std::set<int32_t> used_slots;
+  for (int32_t s = 0; s < num_seqs; ++s) {
+    KV_REQUIRE(slots[s] >= 0 && slots[s] < cache->num_slots, "slots[", s, "]=", slots[s], " is outside [0, ",
+               cache->num_slots, ")");
+    KV_REQUIRE(used_slots.insert(slots[s]).second, "slots[", s, "]=", slots[s], " appears twice in one step");
+  }
+  kv::model::StepBatch b;
+  b.slots = slots;
+  prepare_step(model, cache, num_seqs, start_pos, num_new, token_ids, temperature, top_k, top_p, min_p,
+               repetition_penalty, seed, request_id, sampled, logits, "slot capacity",
+               [&](int32_t) { return static_cast<int64_t>(cache->capacity); }, b);
 #ifdef KV_WITH_CUDA
   if (model->backend == KV_BACKEND_CUDA) {
     kv::model::cuda::step(*model, *cache, b);
     return KV_STATUS_OK;
   }
 #endif
+  kv::model::step_cpu(*model, *cache, b);
+  KV_API_END
+}
+
+kv_status kv_paged_cache_init(kv_model_t model, int32_t num_pages, int32_t page_tokens, int32_t key_summaries,
+                              kv_kv_cache_t* out) {
+  KV_API_BEGIN
+  KV_REQUIRE_NOT_NULL(out);
+  *out = nullptr;
+  KV_REQUIRE_NOT_NULL(model);
+  KV_REQUIRE(!model->released, "the model was freed (kv_model_free)");
+  if (model->backend != KV_BACKEND_CPU)
+    kv::fail(KV_STATUS_UNSUPPORTED, "paged KV caches run on the CPU backend in this build; the CUDA paged model step "
+             "is not implemented yet (use kv_kv_cache_init on CUDA)");
+  KV_REQUIRE(num_pages > 0, "num_pages=", num_pages, " must be > 0");
+  KV_REQUIRE(page_tokens >= 1 && page_tokens <= 256, "page_tokens=", page_tokens, " must be in [1, 256]");
+  const kv_model_config& c = model->cfg;
+  const uint64_t esize = model->wdtype == KV_DTYPE_BF16 ? 2 : 4;
+  const uint64_t cells = static_cast<uint64_t>(num_pages) * page_tokens;
+  KV_REQUIRE(cells <= (uint64_t{1} << 31), "num_pages * page_tokens = ", cells, " must be below 2^31");
+  auto* cache = new kv_kv_cache{};
+  static std::atomic<uint64_t> next_paged_serial{1ull << 62};
+  cache->serial = next_paged_serial++;
+  cache->model = model;
+  cache->num_slots = 0;
+  cache->capacity = 0;
+  cache->paged = true;
+  cache->num_pages = num_pages;
+  cache->page_tokens = page_tokens;
+  cache->kv_bytes = static_cast<uint64_t>(c.num_layers) * cells * kv::model::kv_row_elems(c) * esize;
+  if (key_summaries)
+    cache->summary_bytes = static_cast<uint64_t>(c.num_layers) * num_pages * kv::model::kv_row_elems(c) * 2 * esize;
+  try {
+    cache->k = kv::mem_allocate(model->backend, model->device, KV_MEM_DEVICE, cache->kv_bytes);
+    cache->v = kv::mem_allocate(model->backend, model->device, KV_MEM_DEVICE, cache->kv_bytes);
+    if (key_summaries)
+      cache->summaries = kv::mem_allocate(model->backend, model->device, KV_MEM_DEVICE, cache->summary_bytes);
+    cache->tokens.assign(cells, 0);
+  } catch (...) {
+    kv::mem_release(model->backend, model->device, KV_MEM_DEVICE, cache->k, cache->kv_bytes);
+    kv::mem_release(model->backend, model->device, KV_MEM_DEVICE, cache->v, cache->kv_bytes);
+    kv::mem_release(model->backend, model->device, KV_MEM_DEVICE, cache->summaries, cache->summary_bytes);
+    delete cache;
+    throw;
+  }
+  ++model->live_caches;
+  *out = cache;
+  KV_API_END
+}
+
+kv_status kv_paged_cache_copy_pages(kv_kv_cache_t cache, const int32_t* src, const int32_t* dst, int32_t num_copies) {
+  KV_API_BEGIN
+  KV_REQUIRE_NOT_NULL(cache);
+  KV_REQUIRE(cache->paged, "cache is a slot cache; only paged caches copy pages");
+  KV_REQUIRE(num_copies >= 0, "num_copies=", num_copies, " must be >= 0");
+  if (num_copies == 0) return KV_STATUS_OK;
+  KV_REQUIRE_NOT_NULL(src);
+  KV_REQUIRE_NOT_NULL(dst);
+  std::set<int32_t> written;
+  for (int32_t i = 0; i < num_copies; ++i) {
+    KV_REQUIRE(src[i] >= 0 && src[i] < cache->num_pages, "src[", i, "]=", src[i], " is outside [0, num_pages = ",
+               cache->num_pages, ")");
+    KV_REQUIRE(dst[i] >= 0 && dst[i] < cache->num_pages, "dst[", i, "]=", dst[i], " is outside [0, num_pages = ",
+               cache->num_pages, ")");
+    KV_REQUIRE(written.insert(dst[i]).second, "dst[", i, "]=", dst[i], " is written twice");
+  }
+  for (int32_t i = 0; i < num_copies; ++i)
+    KV_REQUIRE(written.count(src[i]) == 0 || src[i] == dst[i], "src[", i, "]=", src[i],
+               " is also a destination of this call");
+  const kv_model_config& c = cache->model->cfg;
+  const uint64_t esize = cache->model->wdtype == KV_DTYPE_BF16 ? 2 : 4;
+  const uint64_t page_bytes = static_cast<uint64_t>(cache->page_tokens) * kv::model::kv_row_elems(c) * esize;
+  const uint64_t summary_page_bytes = static_cast<uint64_t>(kv::model::kv_row_elems(c)) * 2 * esize;
+  for (int32_t l = 0; l < c.num_layers; ++l) {
+    const uint64_t layer = static_cast<uint64_t>(l) * cache->num_pages;
+    for (int32_t i = 0; i < num_copies; ++i) {
+      for (void* base : {cache->k, cache->v})
+        std::memcpy(static_cast<char*>(base) + (layer + dst[i]) * page_bytes,
+                    static_cast<const char*>(base) + (layer + src[i]) * page_bytes, page_bytes);
+      if (cache->summaries)
+        std::memcpy(static_cast<char*>(cache->summaries) + (layer + dst[i]) * summary_page_bytes,
+                    static_cast<const char*>(cache->summaries) + (layer + src[i]) * summary_page_bytes,
+                    summary_page_bytes);
+    }
+  }
+  for (int32_t i = 0; i < num_copies; ++i)
+    std::memcpy(cache->tokens.data() + static_cast<size_t>(dst[i]) * cache->page_tokens,
+                cache->tokens.data() + static_cast<size_t>(src[i]) * cache->page_tokens,
+                sizeof(int32_t) * cache->page_tokens);
+  KV_API_END
+}
+
+kv_status kv_model_step_paged(kv_model_t model, kv_kv_cache_t cache, int32_t num_seqs, const int32_t* page_tables,
+                              int32_t table_stride, const int32_t* start_pos, const int32_t* num_new,
+                              const int32_t* token_ids, const kv_step_policy* policy, const float* temperature,
+                              const int32_t* top_k, const float* top_p, const float* min_p,
+                              const float* repetition_penalty, const uint64_t* seed, const uint64_t* request_id,
+                              int32_t* sampled, float* logits) {
+  KV_API_BEGIN
+  require_step_handles(model, cache, num_seqs);
+  KV_REQUIRE(cache->paged, "cache is a slot cache (kv_kv_cache_init): step it with kv_model_step");
+  if (policy) {
+    KV_REQUIRE(policy->selection == KV_SELECTION_ALL || policy->selection == KV_SELECTION_QUEST,
+               "policy->selection=", policy->selection, " is not KV_SELECTION_ALL or KV_SELECTION_QUEST");
+    if (policy->selection == KV_SELECTION_QUEST) {
+      KV_REQUIRE(policy->top_k >= 1, "policy->top_k=", policy->top_k, " must be >= 1 for Quest");
+      KV_REQUIRE(cache->summaries != nullptr, "Quest needs key summaries: create the cache with key_summaries = 1");
+    }
+  }
+  if (num_seqs == 0) return KV_STATUS_OK;
+  KV_REQUIRE_NOT_NULL(page_tables);
+  KV_REQUIRE_NOT_NULL(start_pos);
+  KV_REQUIRE_NOT_NULL(num_new);
+  KV_REQUIRE_NOT_NULL(token_ids);
+  KV_REQUIRE(table_stride >= 1, "table_stride=", table_stride, " must be >= 1");
+  kv_status complete = kv_model_check_complete(model);
+  if (complete != KV_STATUS_OK) return complete;
+  const int32_t P = cache->page_tokens;
+  kv::model::StepBatch b;
+  b.page_tables = page_tables;
+  b.table_stride = table_stride;
+  b.selection = policy ? policy->selection : KV_SELECTION_ALL;
+  b.select_top_k = policy ? policy->top_k : 0;
+  prepare_step(model, cache, num_seqs, start_pos, num_new, token_ids, temperature, top_k, top_p, min_p,
+               repetition_penalty, seed, request_id, sampled, logits, "page table's capacity (table_stride * page_tokens)",
+               [&](int32_t) { return static_cast<int64_t>(table_stride) * P; }, b);
+  // Every page a sequence reads is in range; a page written in the step belongs to one sequence
+  // alone (a shared page must be copied first).
+  std::set<int32_t> written;
+  for (int32_t s = 0; s < num_seqs; ++s) {
+    const int64_t end = static_cast<int64_t>(start_pos[s]) + num_new[s];
+    const int64_t pages = (end + P - 1) / P;
+    for (int64_t j = 0; j < pages; ++j) {
+      const int32_t page = page_tables[static_cast<int64_t>(s) * table_stride + j];
+      KV_REQUIRE(page >= 0 && page < cache->num_pages, "page_tables[", s, " * ", table_stride, " + ", j, "]=", page,
+                 " is outside [0, num_pages = ", cache->num_pages, ")");
+      if (j >= start_pos[s] / P)
+        KV_REQUIRE(written.insert(page).second, "page ", page, " is written by two sequences of one step (sequence ",
+                   s, ", logical page ", j, "): copy it first (kv_paged_cache_copy_pages)");
+    }
+  }
+  for (int32_t s = 0; s < num_seqs; ++s)
+    for (int64_t j = 0; j < start_pos[s] / P; ++j) {
+      const int32_t page = page_tables[static_cast<int64_t>(s) * table_stride + j];
+      KV_REQUIRE(written.count(page) == 0, "page ", page, " is read by sequence ", s, " (logical page ", j,
+                 ") while another sequence of the step writes it: copy it first (kv_paged_cache_copy_pages)");
+    }
   kv::model::step_cpu(*model, *cache, b);
   KV_API_END
 }

@@ -30,7 +30,11 @@ struct Layer {
 struct StepBatch {
   int32_t num_seqs = 0;
   int64_t num_tokens = 0;
-  const int32_t* slots = nullptr;
+  const int32_t* slots = nullptr;        // slot caches
+  const int32_t* page_tables = nullptr;  // paged caches: [num_seqs][table_stride]
+  int32_t table_stride = 0;
+  int32_t selection = KV_SELECTION_ALL;  // paged caches: decode page selection
+  int32_t select_top_k = 0;
   const int32_t* start_pos = nullptr;
   const int32_t* num_new = nullptr;
   const int32_t* token_ids = nullptr;
@@ -79,10 +83,16 @@ struct kv_kv_cache {
   uint64_t serial = 0;          // unique per cache for the process: keys captured CUDA graphs
   int32_t num_slots;
   int32_t capacity;             // tokens per slot
-  void* k = nullptr;            // [layers][slots][capacity][kv_heads][head_dim], model weight dtype
-  void* v = nullptr;
+  void* k = nullptr;            // slots: [layers][slots][capacity][kv_heads][head_dim], model weight dtype
+  void* v = nullptr;            // pages: [layers][pages][kv_heads][page_tokens][head_dim]
   uint64_t kv_bytes = 0;        // bytes of k (and of v)
-  std::vector<int32_t> tokens;  // [slots][capacity] history for repetition penalties (CPU models)
+  std::vector<int32_t> tokens;  // [slots][capacity] or [pages][page_tokens]: history for repetition penalties (CPU)
+  // Paged caches (kv_paged_cache_init); num_slots and capacity are 0 then.
+  bool paged = false;
+  int32_t num_pages = 0;
+  int32_t page_tokens = 0;
+  void* summaries = nullptr;    // [layers][pages][kv_heads][2][head_dim] key min then max, weight dtype (may be null)
+  uint64_t summary_bytes = 0;
   int32_t* device_history = nullptr;  // the same on the device (CUDA models)
 };
 

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -69,6 +71,75 @@ void load_row(const void* src, kv_dtype dtype, int64_t n, float* dst) {
   }
 }
 
+float load_elem(const char* base, kv_dtype dtype, int64_t i) {
+  return dtype == KV_DTYPE_BF16 ? bf16_to_float(reinterpret_cast<const uint16_t*>(base)[i])
+                                : reinterpret_cast<const float*>(base)[i];
+}
+
+// Key min/max of every page the step wrote, over its rows written so far, per KV head: the
+// summary Quest scores ([pages][kv_heads][2][head_dim] per layer). Min and max of stored values
+// are stored values, so the summary is exact in either dtype.
+void update_summaries(const kv_model& m, const kv_kv_cache& cache, const StepBatch& b, const char* k_layer,
+                      char* sum_layer) {
+  const int64_t D = m.cfg.head_dim, HKV = m.cfg.num_kv_heads, P = cache.page_tokens;
+  const size_t esize = m.wdtype == KV_DTYPE_BF16 ? 2 : 4;
+  std::vector<std::pair<int64_t, int64_t>> pages;  // (physical page, valid rows)
+  for (int32_t s = 0; s < b.num_seqs; ++s) {
+    const int64_t end = static_cast<int64_t>(b.start_pos[s]) + b.num_new[s];
+    for (int64_t j = b.start_pos[s] / P; j * P < end; ++j)
+      pages.emplace_back(b.page_tables[static_cast<int64_t>(s) * b.table_stride + j], std::min<int64_t>(P, end - j * P));
+  }
+  cpu::parallel_for(static_cast<int64_t>(pages.size()) * HKV, 4, [&](int64_t i0, int64_t i1) {
+    std::vector<float> lo(D), hi(D);
+    for (int64_t i = i0; i < i1; ++i) {
+      const auto [page, valid] = pages[static_cast<size_t>(i / HKV)];
+      const int64_t kvh = i % HKV;
+      const char* rows = k_layer + static_cast<size_t>(((page * HKV + kvh) * P) * D) * esize;
+      for (int64_t d = 0; d < D; ++d) lo[d] = hi[d] = load_elem(rows, m.wdtype, d);
+      for (int64_t r = 1; r < valid; ++r)
+        for (int64_t d = 0; d < D; ++d) {
+          const float x = load_elem(rows, m.wdtype, r * D + d);
+          lo[d] = std::min(lo[d], x);
+          hi[d] = std::max(hi[d], x);
+        }
+      char* out = sum_layer + static_cast<size_t>((page * HKV + kvh) * 2 * D) * esize;
+      store_row(out, m.wdtype, lo.data(), D);
+      store_row(out + static_cast<size_t>(D) * esize, m.wdtype, hi.data(), D);
+    }
+  });
+}
+
+// Quest (TECHNIQUES.md): pages [0, n - 1) scored by max over the group's query heads of
+// sum_d max(q_d * min_d, q_d * max_d); the top_k - 1 best (ties: lower j) plus the newest page
+// n - 1, in ascending order.
+template <typename PageOf>
+void quest_select(const kv_model& m, const char* sum_layer, PageOf page_of, int64_t kvh, const float* q, int32_t group,
+                  int64_t n, int32_t top_k, std::vector<int32_t>& out) {
+  const int64_t D = m.cfg.head_dim, HKV = m.cfg.num_kv_heads;
+  const size_t esize = m.wdtype == KV_DTYPE_BF16 ? 2 : 4;
+  std::vector<std::pair<float, int32_t>> scored;
+  scored.reserve(static_cast<size_t>(n - 1));
+  for (int64_t j = 0; j + 1 < n; ++j) {
+    const char* sum = sum_layer + static_cast<size_t>((page_of(j) * HKV + kvh) * 2 * D) * esize;
+    float best = -std::numeric_limits<float>::infinity();
+    for (int32_t g = 0; g < group; ++g) {
+      float acc = 0.f;
+      for (int64_t d = 0; d < D; ++d) {
+        const float qd = q[g * D + d];
+        acc += std::max(qd * load_elem(sum, m.wdtype, d), qd * load_elem(sum, m.wdtype, D + d));
+      }
+      best = std::max(best, acc);
+    }
+    scored.emplace_back(best, static_cast<int32_t>(j));
+  }
+  const size_t keep = static_cast<size_t>(top_k - 1);
+  std::partial_sort(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(keep), scored.end(),
+                    [](const auto& a, const auto& c) { return a.first > c.first || (a.first == c.first && a.second < c.second); });
+  for (size_t i = 0; i < keep; ++i) out.push_back(scored[i].second);
+  out.push_back(static_cast<int32_t>(n - 1));
+  std::sort(out.begin(), out.end());
+}
+
 }  // namespace
 
 void step_cpu(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
@@ -87,9 +158,19 @@ void step_cpu(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
       seq_of[i] = s;
       pos_of[i] = b.start_pos[s] + static_cast<int32_t>(i - b.token_offset[s]);
     }
+  // Where position p of sequence s lives: its cell (slot caches: slot * capacity + p; paged
+  // caches: page * P + p % P), the index of its token id in the history.
+  const bool paged = cache.paged;
+  const int64_t P = paged ? cache.page_tokens : 0;
+  auto page_at = [&](int32_t s, int64_t j) -> int64_t {  // logical page j
+    return b.page_tables[static_cast<int64_t>(s) * b.table_stride + j];
+  };
+  auto page_of = [&](int32_t s, int64_t pos) -> int64_t { return page_at(s, pos / P); };
+  auto cell_of = [&](int32_t s, int64_t pos) -> int64_t {
+    return paged ? page_of(s, pos) * P + pos % P : static_cast<int64_t>(b.slots[s]) * cache.capacity + pos;
+  };
   // The token history feeds repetition penalties.
-  for (int64_t i = 0; i < T; ++i)
-    cache.tokens[static_cast<size_t>(b.slots[seq_of[i]]) * cache.capacity + pos_of[i]] = b.token_ids[i];
+  for (int64_t i = 0; i < T; ++i) cache.tokens[static_cast<size_t>(cell_of(seq_of[i], pos_of[i]))] = b.token_ids[i];
 
   // cos/sin per token and frequency.
   const int64_t half = D / 2;
@@ -110,7 +191,12 @@ void step_cpu(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
                x.data() + t * H);
   });
 
-  const int64_t layer_stride = static_cast<int64_t>(cache.num_slots) * cache.capacity * KVD;  // elements
+  const int64_t layer_stride = (paged ? static_cast<int64_t>(cache.num_pages) * P
+                                      : static_cast<int64_t>(cache.num_slots) * cache.capacity) * KVD;  // elements
+  const int64_t summary_layer_stride = static_cast<int64_t>(cache.num_pages) * KVD * 2;  // elements
+  // Paged caches keep pages head-major: row (page, kv head, r) at ((page * HKV + head) * P + r) * D.
+  auto paged_row = [&](int64_t page, int64_t head, int64_t r) { return ((page * HKV + head) * P + r) * D; };
+  std::vector<std::vector<int32_t>> selected(paged ? static_cast<size_t>(b.num_seqs * HKV) : 0);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const Layer& L = m.layers[l];
     rms_norm_rows(x.data(), static_cast<const float*>(L.attn_norm.data), T, H, c.rms_norm_eps, h.data());
@@ -135,14 +221,86 @@ void step_cpu(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
           }
           rope_head(head, cos_t.data() + t * half, sin_t.data() + t * half, static_cast<int32_t>(D));
         }
-        // K (post-RoPE) and V into the sequence's slot at its position.
-        const int64_t cell = (static_cast<int64_t>(b.slots[seq_of[t]]) * cache.capacity + pos_of[t]) * KVD;
-        store_row(k_layer + static_cast<size_t>(cell) * esize, m.wdtype, row + QD, KVD);
-        store_row(v_layer + static_cast<size_t>(cell) * esize, m.wdtype, row + QD + KVD, KVD);
+        // K (post-RoPE) and V into the sequence's slot or page at its position.
+        if (paged) {
+          const int64_t page = page_of(seq_of[t], pos_of[t]), r = pos_of[t] % P;
+          for (int64_t kvh = 0; kvh < HKV; ++kvh) {
+            const size_t at = static_cast<size_t>(paged_row(page, kvh, r)) * esize;
+            store_row(k_layer + at, m.wdtype, row + QD + kvh * D, D);
+            store_row(v_layer + at, m.wdtype, row + QD + KVD + kvh * D, D);
+          }
+        } else {
+          const int64_t cell = (static_cast<int64_t>(b.slots[seq_of[t]]) * cache.capacity + pos_of[t]) * KVD;
+          store_row(k_layer + static_cast<size_t>(cell) * esize, m.wdtype, row + QD, KVD);
+          store_row(v_layer + static_cast<size_t>(cell) * esize, m.wdtype, row + QD + KVD, KVD);
+        }
       }
     });
 
-    // Causal attention: token t at position p attends to its sequence's positions [0, p].
+    if (paged) {
+      char* sum_layer =
+          cache.summaries ? static_cast<char*>(cache.summaries) + static_cast<size_t>(l * summary_layer_stride) * esize
+                          : nullptr;
+      if (sum_layer) update_summaries(m, cache, b, k_layer, sum_layer);
+      // Decode tokens of a Quest policy attend the selected pages; everything else all pages.
+      parallel_for(static_cast<int64_t>(b.num_seqs) * HKV, 1, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          const int32_t s = static_cast<int32_t>(i / HKV);
+          const int64_t kvh = i % HKV, end = static_cast<int64_t>(b.start_pos[s]) + b.num_new[s];
+          const int64_t n = (end + P - 1) / P;
+          std::vector<int32_t>& sel = selected[static_cast<size_t>(i)];
+          sel.clear();
+          const bool quest = b.selection == KV_SELECTION_QUEST && b.num_new[s] == 1 && b.start_pos[s] > 0 &&
+                             n > b.select_top_k;
+          if (!quest) {
+            for (int64_t j = 0; j < n; ++j) sel.push_back(static_cast<int32_t>(j));
+            continue;
+          }
+          const float* q = qkv.data() + b.token_offset[s] * QKV + kvh * group * D;
+          quest_select(m, sum_layer, [&](int64_t j) { return page_at(s, j); }, kvh, q, group, n, b.select_top_k, sel);
+        }
+      });
+    }
+
+    // Causal attention: token t at position p attends to its sequence's positions [0, p]. A paged
+    // cache gathers each (sequence, KV head)'s attended rows in position order into one block, so
+    // attend_rows sees exactly what a slot cache holds (same rows, same order, same result).
+    if (paged) {
+      parallel_for(static_cast<int64_t>(b.num_seqs) * HKV, 1, [&](int64_t i0, int64_t i1) {
+        std::vector<float> scratch;
+        std::vector<char> kbuf, vbuf;
+        for (int64_t i = i0; i < i1; ++i) {
+          const int32_t s = static_cast<int32_t>(i / HKV);
+          const int64_t kvh = i % HKV, end = static_cast<int64_t>(b.start_pos[s]) + b.num_new[s];
+          const std::vector<int32_t>& sel = selected[static_cast<size_t>(i)];
+          kbuf.resize(static_cast<size_t>(sel.size() * P * D) * esize);
+          vbuf.resize(kbuf.size());
+          int64_t rows = 0;
+          for (int32_t j : sel) {
+            const int64_t valid = std::min<int64_t>(P, end - static_cast<int64_t>(j) * P);
+            const size_t at = static_cast<size_t>(paged_row(page_at(s, j), kvh, 0)) * esize;
+            const size_t bytes = static_cast<size_t>(valid * D) * esize;
+            std::memcpy(kbuf.data() + static_cast<size_t>(rows * D) * esize, k_layer + at, bytes);
+            std::memcpy(vbuf.data() + static_cast<size_t>(rows * D) * esize, v_layer + at, bytes);
+            rows += valid;
+          }
+          const bool all = static_cast<int64_t>(sel.size()) == (end + P - 1) / P;
+          for (int64_t t = b.token_offset[s]; t < b.token_offset[s + 1]; ++t) {
+            const float* q = qkv.data() + t * QKV + kvh * group * D;
+            float* out = attn.data() + t * QD + kvh * group * D;
+            const int64_t upto = all ? pos_of[t] + 1 : rows;  // a selection is made for the last position only
+            if (m.wdtype == KV_DTYPE_BF16)
+              cpu::attend_rows(q, reinterpret_cast<const uint16_t*>(kbuf.data()),
+                               reinterpret_cast<const uint16_t*>(vbuf.data()), D, group, static_cast<int32_t>(D),
+                               scale, 0, upto, out, nullptr, avx2, scratch);
+            else
+              cpu::attend_rows(q, reinterpret_cast<const float*>(kbuf.data()),
+                               reinterpret_cast<const float*>(vbuf.data()), D, group, static_cast<int32_t>(D), scale,
+                               0, upto, out, nullptr, avx2, scratch);
+          }
+        }
+      });
+    } else
     parallel_for(T * HKV, 1, [&](int64_t i0, int64_t i1) {
       std::vector<float> scratch;
       for (int64_t i = i0; i < i1; ++i) {
@@ -188,13 +346,23 @@ void step_cpu(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
   cpu::matmul_wt(last.data(), S, H, head, m.wdtype, V, logits.data());
   if (b.logits) std::memcpy(b.logits, logits.data(), logits.size() * sizeof(float));
   if (!b.sampled) return;
+  // A sequence's token history: in place for a slot cache, gathered through the pages otherwise.
+  std::vector<std::vector<int32_t>> gathered(paged ? static_cast<size_t>(S) : 0);
+  auto history_of = [&](int64_t s, int64_t length) -> const int32_t* {
+    if (!paged) return cache.tokens.data() + static_cast<size_t>(b.slots[s]) * cache.capacity;
+    std::vector<int32_t>& hist = gathered[static_cast<size_t>(s)];
+    hist.resize(static_cast<size_t>(length));
+    for (int64_t pos = 0; pos < length; ++pos)
+      hist[static_cast<size_t>(pos)] = cache.tokens[static_cast<size_t>(cell_of(static_cast<int32_t>(s), pos))];
+    return hist.data();
+  };
   parallel_for(S, 1, [&](int64_t s0, int64_t s1) {
     for (int64_t s = s0; s < s1; ++s) {
       const int64_t length = static_cast<int64_t>(b.start_pos[s]) + b.num_new[s];
       b.sampled[s] = sample_cpu(logits.data() + s * V, static_cast<int32_t>(V), b.temperature ? b.temperature[s] : 0.f,
                                 b.top_k ? b.top_k[s] : 0, b.top_p ? b.top_p[s] : 1.f, b.min_p ? b.min_p[s] : 0.f,
                                 b.repetition_penalty ? b.repetition_penalty[s] : 1.f,
-                                cache.tokens.data() + static_cast<size_t>(b.slots[s]) * cache.capacity, length,
+                                history_of(s, length), length,
                                 b.seed ? b.seed[s] : 0, b.request_id ? b.request_id[s] : 0,
                                 static_cast<uint64_t>(length));
     }
