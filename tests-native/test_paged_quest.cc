@@ -422,6 +422,19 @@ TEST_P(QuestTest, SelectExactScoresMatchReference) {
         }
 }
 
+TEST_P(QuestTest, SelectExactLongSequencesManySplits) {
+  // Thousands of pages per sequence (P = 1 keeps the pool small): the CUDA score kernel splits
+  // each sequence over several blocks with several passes each, and the select kernel scans
+  // many tiles; lengths differ per sequence.
+  const int32_t batch = 40;
+  SelectCase c{KV_DTYPE_BF16, 64, 4, 2, batch, 1, 64, false, {}, true};
+  for (int32_t b = 0; b < batch; ++b) c.lens.push_back(std::uniform_int_distribution<int32_t>(600, 2600)(rng_));
+  c.lens[0] = 2600;
+  SCOPED_TRACE(where());
+  SelectRun r = run_select(*this, rng_, c);
+  expect_exact(c, r);
+}
+
 TEST_P(QuestTest, SelectTopKCoversShortSequences) {
   // top_k >= pages: every page, ascending; kv_len 0 gives an empty selection.
   const int32_t p = 8;
@@ -503,7 +516,7 @@ TEST_P(QuestTest, SelectTiesGoToLowerPages) {
 
 TEST_P(QuestTest, SelectRandomScoresWithinErrorBound) {
   for (kv_dtype dtype : {KV_DTYPE_F32, KV_DTYPE_BF16})
-    for (int32_t group : {1, 4, 8, 12}) {
+    for (int32_t group : {1, 2, 3, 4, 8, 12}) {
       const int32_t p = 16;
       SelectCase c{dtype, 128, group, 2, 3, p, 16, group == 4, {100 * p + 5, 17 * p, 2}, false};
       SCOPED_TRACE(std::string(dtype_name(dtype)) + " G=" + std::to_string(group) + " on " + where());

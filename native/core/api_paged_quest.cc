@@ -116,7 +116,10 @@ kv_status kv_quest_select_async(kv_stream_t stream, kv_dtype dtype, const void* 
   const uint64_t needed = kv_quest_select_workspace_bytes(stream, batch, pkv.num_kv_heads, pkv.page_tokens, max_kv_len);
   KV_REQUIRE(workspace_bytes >= needed, "workspace_bytes=", workspace_bytes, " is less than the ", needed,
              " bytes kv_quest_select_workspace_bytes() asks for this shape");
-  if (needed > 0) kv::check_kv_tensor(s, workspace, "workspace");
+  if (needed > 0) {
+    kv::check_kv_tensor(s, workspace, "workspace");
+    KV_REQUIRE(reinterpret_cast<uintptr_t>(workspace) % 16 == 0, "workspace must be 16-byte aligned");
+  }
   kv::QuestSelectArgs a;
   a.dtype = dtype;
   a.q = q;

@@ -164,7 +164,7 @@ __global__ void __launch_bounds__(kScoreThreads) quest_score_kernel(ScoreParams 
   if (n <= a.top_k) return;  // every page is selected: nothing to rank
   const int64_t m = n - 1;   // candidates: all but the newest page
   const int64_t begin = static_cast<int64_t>(blockIdx.y) * p.pages_per_split;
-  const int64_t end = min(m, begin + p.pages_per_split);
+  const int64_t end = m < begin + p.pages_per_split ? m : begin + p.pages_per_split;
   if (begin >= end) return;
 
   const int sl = threadIdx.x % L, grp = threadIdx.x / L;
@@ -404,7 +404,7 @@ __global__ void __launch_bounds__(kSelectThreads) quest_select_kernel(SelectPara
     const unsigned long long before = block_exclusive_scan(v, s_warp, &total) + carry;
     const uint32_t gt_before = static_cast<uint32_t>(before >> 32);
     const uint32_t eq_before = static_cast<uint32_t>(before & 0xffffffffull);
-    if (gt || (eq && eq_before < remaining)) idx[gt_before + min(eq_before, remaining)] = static_cast<int32_t>(j);
+    if (gt || (eq && eq_before < remaining)) idx[gt_before + (eq_before < remaining ? eq_before : remaining)] = static_cast<int32_t>(j);
     carry += total;
   }
 }
