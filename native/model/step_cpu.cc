@@ -15,6 +15,7 @@
 #include "cpu/bf16.h"
 #include "cpu/gemm.h"
 #include "cpu/isa.h"
+#include "cpu/paged_quest.h"
 #include "cpu/parallel.h"
 #include "cpu/simd.h"
 #include "model/model_impl.h"
@@ -71,73 +72,52 @@ void load_row(const void* src, kv_dtype dtype, int64_t n, float* dst) {
   }
 }
 
-float load_elem(const char* base, kv_dtype dtype, int64_t i) {
-  return dtype == KV_DTYPE_BF16 ? bf16_to_float(reinterpret_cast<const uint16_t*>(base)[i])
-                                : reinterpret_cast<const float*>(base)[i];
-}
-
-// Key min/max of every page the step wrote, over its rows written so far, per KV head: the
-// summary Quest scores ([pages][kv_heads][2][head_dim] per layer). Min and max of stored values
-// are stored values, so the summary is exact in either dtype.
-void update_summaries(const kv_model& m, const kv_kv_cache& cache, const StepBatch& b, const char* k_layer,
-                      char* sum_layer) {
-  const int64_t D = m.cfg.head_dim, HKV = m.cfg.num_kv_heads, P = cache.page_tokens;
+// Quest's pages for the decode tokens of quest_seqs (kv::cpu::quest_select, the reference of
+// kv_quest_select_async): the query in the model dtype, as the CUDA step will score it.
+void select_quest(const kv_model& m, const StepBatch& b, const PagedKv& pool, const PageSummaries& summaries,
+                  const std::vector<int32_t>& quest_seqs, const float* qkv, int64_t qkv_row,
+                  std::vector<std::vector<int32_t>>& selected) {
+  const int64_t HQ = m.cfg.num_q_heads, HKV = m.cfg.num_kv_heads, D = m.cfg.head_dim, P = pool.page_tokens;
+  const int32_t n = static_cast<int32_t>(quest_seqs.size());
   const size_t esize = m.wdtype == KV_DTYPE_BF16 ? 2 : 4;
-  std::vector<std::pair<int64_t, int64_t>> pages;  // (physical page, valid rows)
-  for (int32_t s = 0; s < b.num_seqs; ++s) {
-    const int64_t end = static_cast<int64_t>(b.start_pos[s]) + b.num_new[s];
-    for (int64_t j = b.start_pos[s] / P; j * P < end; ++j)
-      pages.emplace_back(b.page_tables[static_cast<int64_t>(s) * b.table_stride + j], std::min<int64_t>(P, end - j * P));
+  std::vector<char> q(static_cast<size_t>(n * HQ * D) * esize);
+  std::vector<int32_t> table, lens;
+  int32_t max_len = 0, max_pages = 0;
+  for (int32_t s : quest_seqs) max_pages = std::max(max_pages, (b.start_pos[s] + 1 + static_cast<int32_t>(P) - 1) / static_cast<int32_t>(P));
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t s = quest_seqs[static_cast<size_t>(i)];
+    store_row(q.data() + static_cast<size_t>(i * HQ * D) * esize, m.wdtype, qkv + b.token_offset[s] * qkv_row, HQ * D);
+    lens.push_back(b.start_pos[s] + 1);
+    max_len = std::max(max_len, lens.back());
+    for (int32_t j = 0; j < max_pages; ++j)
+      table.push_back(j < b.table_stride ? b.page_tables[static_cast<int64_t>(s) * b.table_stride + j] : 0);
   }
-  cpu::parallel_for(static_cast<int64_t>(pages.size()) * HKV, 4, [&](int64_t i0, int64_t i1) {
-    std::vector<float> lo(D), hi(D);
-    for (int64_t i = i0; i < i1; ++i) {
-      const auto [page, valid] = pages[static_cast<size_t>(i / HKV)];
-      const int64_t kvh = i % HKV;
-      const char* rows = k_layer + static_cast<size_t>(((page * HKV + kvh) * P) * D) * esize;
-      for (int64_t d = 0; d < D; ++d) lo[d] = hi[d] = load_elem(rows, m.wdtype, d);
-      for (int64_t r = 1; r < valid; ++r)
-        for (int64_t d = 0; d < D; ++d) {
-          const float x = load_elem(rows, m.wdtype, r * D + d);
-          lo[d] = std::min(lo[d], x);
-          hi[d] = std::max(hi[d], x);
-        }
-      char* out = sum_layer + static_cast<size_t>((page * HKV + kvh) * 2 * D) * esize;
-      store_row(out, m.wdtype, lo.data(), D);
-      store_row(out + static_cast<size_t>(D) * esize, m.wdtype, hi.data(), D);
+  const int32_t k = b.select_top_k;
+  std::vector<int32_t> indices(static_cast<size_t>(n * HKV * k)), counts(static_cast<size_t>(n * HKV));
+  QuestSelectArgs a;
+  a.dtype = m.wdtype;
+  a.q = q.data();
+  a.kv = pool;
+  a.table.pages = table.data();
+  a.table.seq_stride = max_pages;
+  a.table.head_stride = 0;
+  a.table.kv_lens = lens.data();
+  a.summaries = summaries;
+  a.batch = n;
+  a.num_q_heads = static_cast<int32_t>(HQ);
+  a.max_kv_len = max_len;
+  a.top_k = k;
+  a.indices_out = indices.data();
+  a.counts_out = counts.data();
+  a.out_stride = k;
+  cpu::quest_select(a);
+  for (int32_t i = 0; i < n; ++i)
+    for (int64_t kvh = 0; kvh < HKV; ++kvh) {
+      const size_t row = static_cast<size_t>(i * HKV + kvh);
+      std::vector<int32_t>& sel = selected[static_cast<size_t>(quest_seqs[static_cast<size_t>(i)] * HKV + kvh)];
+      sel.assign(indices.begin() + static_cast<std::ptrdiff_t>(row * k),
+                 indices.begin() + static_cast<std::ptrdiff_t>(row * k + counts[row]));
     }
-  });
-}
-
-// Quest (TECHNIQUES.md): pages [0, n - 1) scored by max over the group's query heads of
-// sum_d max(q_d * min_d, q_d * max_d); the top_k - 1 best (ties: lower j) plus the newest page
-// n - 1, in ascending order.
-template <typename PageOf>
-void quest_select(const kv_model& m, const char* sum_layer, PageOf page_of, int64_t kvh, const float* q, int32_t group,
-                  int64_t n, int32_t top_k, std::vector<int32_t>& out) {
-  const int64_t D = m.cfg.head_dim, HKV = m.cfg.num_kv_heads;
-  const size_t esize = m.wdtype == KV_DTYPE_BF16 ? 2 : 4;
-  std::vector<std::pair<float, int32_t>> scored;
-  scored.reserve(static_cast<size_t>(n - 1));
-  for (int64_t j = 0; j + 1 < n; ++j) {
-    const char* sum = sum_layer + static_cast<size_t>((page_of(j) * HKV + kvh) * 2 * D) * esize;
-    float best = -std::numeric_limits<float>::infinity();
-    for (int32_t g = 0; g < group; ++g) {
-      float acc = 0.f;
-      for (int64_t d = 0; d < D; ++d) {
-        const float qd = q[g * D + d];
-        acc += std::max(qd * load_elem(sum, m.wdtype, d), qd * load_elem(sum, m.wdtype, D + d));
-      }
-      best = std::max(best, acc);
-    }
-    scored.emplace_back(best, static_cast<int32_t>(j));
-  }
-  const size_t keep = static_cast<size_t>(top_k - 1);
-  std::partial_sort(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(keep), scored.end(),
-                    [](const auto& a, const auto& c) { return a.first > c.first || (a.first == c.first && a.second < c.second); });
-  for (size_t i = 0; i < keep; ++i) out.push_back(scored[i].second);
-  out.push_back(static_cast<int32_t>(n - 1));
-  std::sort(out.begin(), out.end());
 }
 
 }  // namespace
@@ -238,28 +218,56 @@ void step_cpu(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
     });
 
     if (paged) {
-      char* sum_layer =
-          cache.summaries ? static_cast<char*>(cache.summaries) + static_cast<size_t>(l * summary_layer_stride) * esize
-                          : nullptr;
-      if (sum_layer) update_summaries(m, cache, b, k_layer, sum_layer);
-      // Decode tokens of a Quest policy attend the selected pages; everything else all pages.
-      parallel_for(static_cast<int64_t>(b.num_seqs) * HKV, 1, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) {
-          const int32_t s = static_cast<int32_t>(i / HKV);
-          const int64_t kvh = i % HKV, end = static_cast<int64_t>(b.start_pos[s]) + b.num_new[s];
-          const int64_t n = (end + P - 1) / P;
-          std::vector<int32_t>& sel = selected[static_cast<size_t>(i)];
-          sel.clear();
-          const bool quest = b.selection == KV_SELECTION_QUEST && b.num_new[s] == 1 && b.start_pos[s] > 0 &&
-                             n > b.select_top_k;
-          if (!quest) {
-            for (int64_t j = 0; j < n; ++j) sel.push_back(static_cast<int32_t>(j));
-            continue;
+      // The layer's pool as the paged kernels see it (Kvasir's head-major layout).
+      PagedKv pool;
+      pool.k = k_layer;
+      pool.v = v_layer;
+      pool.num_pages = cache.num_pages;
+      pool.page_tokens = static_cast<int32_t>(P);
+      pool.num_kv_heads = static_cast<int32_t>(HKV);
+      pool.head_dim = static_cast<int32_t>(D);
+      pool.page_stride = HKV * P * D;
+      pool.head_stride = P * D;
+      pool.token_stride = D;
+      PageSummaries summaries;
+      summaries.data = cache.summaries ? static_cast<char*>(cache.summaries) +
+                                             static_cast<size_t>(l * summary_layer_stride) * esize
+                                       : nullptr;
+      summaries.page_stride = HKV * 2 * D;
+      summaries.head_stride = 2 * D;
+      if (summaries.data) {
+        // Every page the step wrote, over its rows so far.
+        std::vector<int32_t> pages, valid;
+        for (int32_t s = 0; s < b.num_seqs; ++s) {
+          const int64_t end = static_cast<int64_t>(b.start_pos[s]) + b.num_new[s];
+          for (int64_t j = b.start_pos[s] / P; j * P < end; ++j) {
+            pages.push_back(static_cast<int32_t>(page_at(s, j)));
+            valid.push_back(static_cast<int32_t>(std::min<int64_t>(P, end - j * P)));
           }
-          const float* q = qkv.data() + b.token_offset[s] * QKV + kvh * group * D;
-          quest_select(m, sum_layer, [&](int64_t j) { return page_at(s, j); }, kvh, q, group, n, b.select_top_k, sel);
         }
-      });
+        PageSummaryArgs u;
+        u.dtype = m.wdtype;
+        u.kv = pool;
+        u.pages = pages.data();
+        u.valid_tokens = valid.data();
+        u.num_update = static_cast<int32_t>(pages.size());
+        u.summaries = summaries;
+        cpu::page_summary_update(u);
+      }
+      // Every page for prefill chunks and full KV; Quest's selection for decode tokens.
+      std::vector<int32_t> quest_seqs;
+      for (int32_t s = 0; s < b.num_seqs; ++s) {
+        const int64_t end = static_cast<int64_t>(b.start_pos[s]) + b.num_new[s];
+        const bool quest = b.selection == KV_SELECTION_QUEST && b.num_new[s] == 1 && b.start_pos[s] > 0;
+        if (quest) quest_seqs.push_back(s);
+        for (int64_t kvh = 0; kvh < HKV; ++kvh) {
+          std::vector<int32_t>& sel = selected[static_cast<size_t>(s * HKV + kvh)];
+          sel.clear();
+          if (!quest)
+            for (int64_t j = 0; j * P < end; ++j) sel.push_back(static_cast<int32_t>(j));
+        }
+      }
+      if (!quest_seqs.empty()) select_quest(m, b, pool, summaries, quest_seqs, qkv.data(), QKV, selected);
     }
 
     // Causal attention: token t at position p attends to its sequence's positions [0, p]. A paged
