@@ -376,10 +376,10 @@ uint64_t split_bytes(int64_t splits, int64_t rows, int32_t head_dim) {
 }
 
 // Splits of each (sequence, KV head, tile) page list, for equal sequences of max_kv_len: the
-// fewest splits whose blocks fill the waves of `slots` (SMs x resident blocks per SM) best, a
-// larger count only when it fills them noticeably better (3 points). A partial last wave (or
-// a single partial one) leaves SMs idle or short of loads in flight. At most 2 x the splits
-// of one full wave, at least kMinTokensPerSplit tokens each.
+// fewest splits whose blocks fill the waves of `slots` (SMs x resident blocks per SM) within
+// 3% of the best count (a partial last wave, or a single partial one, leaves SMs idle or
+// short of loads in flight). At most 2 x the splits of one full wave, at least
+// kMinTokensPerSplit tokens each.
 int64_t wanted_splits(int64_t slots, int64_t blocks, int32_t max_kv_len) {
   const int64_t by_len = std::max<int64_t>(1, max_kv_len / kMinTokensPerSplit);
   const int64_t most = std::min(by_len, std::max<int64_t>(4, 2 * ((slots + blocks - 1) / blocks)));
@@ -387,14 +387,11 @@ int64_t wanted_splits(int64_t slots, int64_t blocks, int32_t max_kv_len) {
     const int64_t n = blocks * splits;
     return static_cast<double>(n) / static_cast<double>((n + slots - 1) / slots * slots);
   };
-  int64_t best = 1;
-  double best_eff = efficiency(1);
-  for (int64_t splits = 2; splits <= most; ++splits)
-    if (efficiency(splits) > best_eff + 0.03) {
-      best = splits;
-      best_eff = efficiency(splits);
-    }
-  return best;
+  double best = 0;
+  for (int64_t splits = 1; splits <= most; ++splits) best = std::max(best, efficiency(splits));
+  for (int64_t splits = 1; splits <= most; ++splits)
+    if (efficiency(splits) >= 0.97 * best) return splits;
+  return 1;
 }
 
 constexpr int kMaxBlocksPerSm = 4;  // bound used by the workspace query (launch bounds allow 2 or 3)
