@@ -1,0 +1,528 @@
+// Paged KV append and paged decode (split-KV, GQA-aware, sparse with a page selection).
+//
+// Append: one thread per 16-byte vector of a (token, KV head) row, consecutive threads on
+// consecutive vectors of a row (a bf16 row of 128 channels is 16 vectors, half a warp): K and
+// V are read and written with coalesced 16-byte accesses. Slots are range-checked on the
+// device; a bad slot is recorded in the stream's error record and its row is not written.
+//
+// Decode. Grid: x = splits of the page list, y = (sequence, KV head, tile of G query heads of
+// the GQA group): a block reads its K/V bytes once for the whole tile (the whole group when
+// the group has at most 8 heads). The block walks its split's page list in chunks of
+// kPageChunk entries: a chunk's page-table (and selection) entries are loaded with coalesced
+// loads, range-checked and turned into row offsets in shared memory once, so no copy waits on
+// a page-table load. The tokens stream through shared memory in tiles of 8 KiB of K and 8 KiB
+// of V, four tiles in flight (cp.async, zero-filled and masked past a partial page), so every
+// block keeps 48 KiB of loads outstanding while it computes: bf16 rows are 16-byte vectors
+// and a head's page is one contiguous block in the head-major layout, but any strides work.
+// Compute per tile follows the dense decode kernel (attention_decode.cu): groups of L lanes
+// share a token (L * 8 = head_dim, at most 32 lanes), each lane holding 8 channels of q, k, v
+// and the accumulators of all G heads; scores are reduced with shuffles; each lane group
+// keeps an online softmax (base 2). The block's lane groups are merged in shared memory
+// (attention_state.cuh); with several splits the partial states go to the workspace and the
+// N-way merge kernel (merge_state.cu) combines them. Splits past a sequence's page count
+// write the empty state.
+#include "cuda/paged_decode.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "cuda/attention_state.cuh"
+#include "cuda/cuda_common.cuh"
+
+namespace kv::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kPageChunk = 512;           // page-list entries staged in shared memory at a time
+constexpr int64_t kMinTokensPerSplit = 256;
+constexpr int kAppendThreads = 256;
+
+__device__ __forceinline__ void record_error(DeviceErrorRecord* err, int32_t code, int64_t entry, int64_t value,
+                                             int64_t limit) {
+  if (atomicCAS(&err->code, 0, code) == 0) {
+    err->entry = entry;
+    err->value = value;
+    err->limit = limit;
+    __threadfence_system();
+  }
+}
+
+// ----------------------------------------------------------------------------- append
+
+__global__ void __launch_bounds__(kAppendThreads) paged_append_kernel(PagedAppendArgs a, int32_t vecs_per_row,
+                                                                      int32_t esize, DeviceErrorRecord* err) {
+  const int32_t H = a.kv.num_kv_heads, P = a.kv.page_tokens;
+  const int64_t total = a.num_tokens * H * vecs_per_row;
+  const int64_t capacity = a.kv.num_pages * P;
+  const int64_t row_bytes = static_cast<int64_t>(vecs_per_row) * 16;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(kAppendThreads) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * kAppendThreads) {
+    const int64_t row = i / vecs_per_row;
+    const int32_t vec = static_cast<int32_t>(i - row * vecs_per_row);
+    const int64_t token = row / H;
+    const int32_t h = static_cast<int32_t>(row - token * H);
+    const int64_t entry = a.slots_head_stride == 0 ? token : token * a.slots_head_stride + h;
+    const int64_t slot = a.slots[entry];
+    if (slot < 0) continue;  // skipped row
+    if (slot >= capacity) {
+      if (vec == 0) record_error(err, kDeviceErrorSlotOutOfRange, entry, slot, capacity);
+      continue;
+    }
+    const int64_t page = slot / P;
+    const int32_t t = static_cast<int32_t>(slot - page * P);
+    const int64_t dst = a.kv.offset(page, h, t) * esize + vec * 16;
+    const int64_t src = row * row_bytes + vec * 16;
+    const uint4 kx = *reinterpret_cast<const uint4*>(static_cast<const char*>(a.k) + src);
+    const uint4 vx = *reinterpret_cast<const uint4*>(static_cast<const char*>(a.v) + src);
+    *reinterpret_cast<uint4*>(static_cast<char*>(a.kv.k) + dst) = kx;
+    *reinterpret_cast<uint4*>(static_cast<char*>(a.kv.v) + dst) = vx;
+  }
+}
+
+// ----------------------------------------------------------------------------- decode
+
+struct PagedDecodeParams {
+  PagedDecodeArgs a;
+  float* part_o;    // [splits][rows][D] fp32 partial states (several splits)
+  float* part_lse;  // [splits][rows]
+  int32_t group, group_tiles, splits, pages_per_split;
+  int64_t rows;
+  float scale_log2;  // sm_scale * log2(e): scores come out in base 2
+  DeviceErrorRecord* err;
+};
+
+// cp.async (sm_80+): a global -> shared copy that holds no register while in flight; with
+// valid false it reads nothing and zero-fills the 16 bytes.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// Tiling of one (dtype, head_dim, group tile). A tile is kTile tokens of K and of V, 8 KiB
+// each whatever the dtype and head_dim (512 16-byte vectors: 4 per thread and tensor);
+// kStages tiles are in flight per block, so a block keeps 48 KiB of loads outstanding while
+// it computes on the fourth (about 140 KiB per SM at three blocks).
+template <typename T, int D, int G>
+struct Shape {
+  static constexpr int kLanes = D / 8 < 32 ? D / 8 : 32;  // lanes sharing one token
+  static constexpr int kElems = D / kLanes;               // channels per lane (8)
+  static constexpr int kTokensPerWarp = 32 / kLanes;
+  static constexpr int kParts = kWarps * kTokensPerWarp;  // lane groups in a block
+  static constexpr int kTileBytes = 8192;
+  static constexpr int kTile = kTileBytes / (D * static_cast<int>(sizeof(T)));  // tokens per tile
+  static constexpr int kChunk = kTile / kParts;           // tokens per lane group per tile
+  static constexpr int kRowVecs = D * static_cast<int>(sizeof(T)) / 16;  // 16-byte vectors per row
+  static constexpr int kVecsPerThread = kTileBytes / 16 / kThreads;
+  static constexpr int kStages = 4;
+  static constexpr int kStageBytes = 2 * kTileBytes;      // K tile, then V tile
+  static constexpr int kMergeBytes = (kParts * G * D + 2 * kParts * G) * 4;
+  static constexpr int kSmemBytes = kStages * kStageBytes > kMergeBytes ? kStages * kStageBytes : kMergeBytes;
+  static_assert(kElems % 8 == 0, "each lane holds whole 8-element packs");
+  static_assert(kChunk >= 1 && kTile % kParts == 0, "a tile gives every lane group the same number of tokens");
+  static_assert(kVecsPerThread * kThreads * 16 == kTileBytes, "threads cover a tile exactly");
+  static_assert((kPageChunk % kTile) == 0, "tiles never straddle two page chunks (any page size)");
+};
+
+template <typename T, int D, int G>
+__global__ void __launch_bounds__(kThreads, G >= 8 ? 2 : 3) paged_decode_kernel(PagedDecodeParams p) {
+  using S = Shape<T, D, G>;
+  constexpr int L = S::kLanes, E = S::kElems, TT = S::kTile;
+  extern __shared__ __align__(16) unsigned char smem[];  // stages, reused by the final merge
+  __shared__ int64_t s_off[kPageChunk];   // element offset of row 0 of the page (this KV head)
+  __shared__ int32_t s_ntok[kPageChunk];  // valid tokens of the page; 0 skips it (bad index)
+  __shared__ unsigned char s_valid[S::kStages][TT];
+  __shared__ int32_t s_len, s_count;
+
+  const PagedDecodeArgs& a = p.a;
+  const int H = a.kv.num_kv_heads, P = a.kv.page_tokens;
+  const int split = blockIdx.x;
+  int y = blockIdx.y;
+  const int tile = y % p.group_tiles;
+  y /= p.group_tiles;
+  const int kvh = y % H;
+  const int b = y / H;
+  const int h0 = kvh * p.group + tile * G;
+  const int64_t list_id = static_cast<int64_t>(b) * H + kvh;
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int tg = lane / L, sl = lane % L;
+  const int part = warp * S::kTokensPerWarp + tg;
+
+  if (threadIdx.x == 0) {
+    int32_t len = a.table.kv_lens[b];
+    int32_t count = 0;
+    if (len < 0 || len > a.max_kv_len) {
+      record_error(p.err, kDeviceErrorKvLenOutOfRange, b, len, a.max_kv_len);
+      len = 0;
+    } else {
+      const int32_t n_pages = (len + P - 1) / P;
+      count = n_pages;
+      if (a.select.indices) {
+        count = a.select.counts[list_id];
+        // Distinct in-range indices never number more than the sequence's pages.
+        if (count < 0 || count > a.select.stride || count > n_pages) {
+          record_error(p.err, kDeviceErrorSelectOutOfRange, list_id, count, min(a.select.stride, n_pages));
+          count = 0;
+        }
+      }
+    }
+    s_len = len;
+    s_count = count;
+  }
+  __syncthreads();
+  const int32_t len = s_len;
+  const int32_t n_pages = (len + P - 1) / P;
+  const int32_t p_begin = split * p.pages_per_split;
+  const int32_t p_end = min(s_count, p_begin + p.pages_per_split);
+  // The split's tokens, in page-list order, partial and skipped pages included (masked).
+  const int32_t n_virt = max(0, p_end - p_begin) * P;
+  const int32_t n_tiles = (n_virt + TT - 1) / TT;
+  const int32_t chunk_tokens = kPageChunk * P;
+
+  // Stages a chunk of the page list: page-table (and selection) entries, range-checked.
+  auto load_chunk = [&](int32_t chunk) {
+    const int32_t c0 = p_begin + chunk * kPageChunk;
+    const int32_t nc = min(kPageChunk, p_end - c0);
+    for (int i = threadIdx.x; i < nc; i += kThreads) {
+      const int32_t pi = c0 + i;
+      int32_t j = pi;
+      bool ok = true;
+      if (a.select.indices) {
+        const int64_t flat = list_id * a.select.stride + pi;
+        j = a.select.indices[flat];
+        if (j < 0 || j >= n_pages) {
+          record_error(p.err, kDeviceErrorSelectOutOfRange, flat, j, n_pages);
+          ok = false;
+        }
+      }
+      int32_t ntok = 0;
+      int64_t off = 0;
+      if (ok) {
+        const int64_t flat = b * a.table.seq_stride + kvh * a.table.head_stride + j;
+        const int32_t page = a.table.pages[flat];
+        if (page < 0 || page >= a.kv.num_pages) {
+          record_error(p.err, kDeviceErrorPageIdOutOfRange, flat, page, a.kv.num_pages);
+        } else {
+          ntok = min(P, len - j * P);
+          off = a.kv.offset(page, kvh, 0);
+        }
+      }
+      s_off[i] = off;
+      s_ntok[i] = ntok;
+    }
+  };
+
+  const T* k_pages = static_cast<const T*>(a.kv.k);
+  const T* v_pages = static_cast<const T*>(a.kv.v);
+  const int64_t token_stride = a.kv.token_stride;
+  // Issues tile x into its stage (every thread 4 vectors of K and 4 of V) and commits one
+  // group, empty past the last tile, so that group counting stays uniform.
+  auto issue = [&](int32_t x) {
+    if (x < n_tiles) {
+      const int stage = x % S::kStages;
+      T* sk = reinterpret_cast<T*>(smem + stage * S::kStageBytes);
+      T* sv = reinterpret_cast<T*>(smem + stage * S::kStageBytes + S::kTileBytes);
+      const int32_t v0 = x * TT;
+      const int32_t chunk_first = v0 / chunk_tokens * kPageChunk;  // page-list position of s_off[0]
+#pragma unroll
+      for (int k = 0; k < S::kVecsPerThread; ++k) {
+        const int i = threadIdx.x + k * kThreads;
+        const int tok = i / S::kRowVecs, vec = i % S::kRowVecs;
+        const int32_t v = v0 + tok;
+        bool valid = false;
+        int64_t row = 0;
+        if (v < n_virt) {
+          const int32_t pi = v / P;
+          const int32_t w = v - pi * P;
+          const int ci = pi - chunk_first;
+          valid = w < s_ntok[ci];
+          row = s_off[ci] + w * token_stride + vec * (16 / static_cast<int>(sizeof(T)));
+        }
+        const int elem = tok * D + vec * (16 / static_cast<int>(sizeof(T)));
+        cp_async16(sk + elem, valid ? k_pages + row : k_pages, valid);
+        cp_async16(sv + elem, valid ? v_pages + row : v_pages, valid);
+        if (vec == 0) s_valid[stage][tok] = valid;
+      }
+    }
+    cp_async_commit();
+  };
+
+  float q[G][E], acc[G][E];
+  SoftmaxState st[G];
+  const T* qp = static_cast<const T*>(a.q) + (static_cast<int64_t>(b) * a.num_q_heads + h0) * D + sl * E;
+#pragma unroll
+  for (int h = 0; h < G; ++h) {
+#pragma unroll
+    for (int e = 0; e < E; e += 8) Pack8<T>::load(qp + h * D + e, &q[h][e]);
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      q[h][e] *= p.scale_log2;
+      acc[h][e] = 0.f;
+    }
+  }
+
+  using Raw = typename Pack8<T>::Raw;
+  constexpr int PK = E / 8;  // packs per lane and token
+  if (n_tiles > 0) load_chunk(0);
+  __syncthreads();
+#pragma unroll
+  for (int x = 0; x < S::kStages - 1; ++x) issue(x);
+
+  for (int32_t x = 0; x < n_tiles; ++x) {
+    cp_async_wait<S::kStages - 2>();  // tile x has landed (this thread's copies) ...
+    __syncthreads();                  // ... everyone's; and tile x - 1's stage is free again
+    const int32_t next = x + S::kStages - 1;
+    if (next < n_tiles && next * TT % chunk_tokens == 0) {  // uniform: the next tile opens a chunk
+      load_chunk(next * TT / chunk_tokens);
+      __syncthreads();
+    }
+    issue(next);
+
+    const int stage = x % S::kStages;
+    const T* sk = reinterpret_cast<const T*>(smem + stage * S::kStageBytes);
+    const T* sv = reinterpret_cast<const T*>(smem + stage * S::kStageBytes + S::kTileBytes);
+    Raw kx[S::kChunk][PK], vx[S::kChunk][PK];
+    bool valid[S::kChunk];
+#pragma unroll
+    for (int c = 0; c < S::kChunk; ++c) {
+      const int tok = c * S::kParts + part;
+      valid[c] = s_valid[stage][tok] != 0;
+#pragma unroll
+      for (int pk = 0; pk < PK; ++pk) {
+        kx[c][pk] = Pack8<T>::load_raw(sk + tok * D + sl * E + pk * 8);
+        vx[c][pk] = Pack8<T>::load_raw(sv + tok * D + sl * E + pk * 8);
+      }
+    }
+    float s[G][S::kChunk];
+#pragma unroll
+    for (int h = 0; h < G; ++h) {
+#pragma unroll
+      for (int c = 0; c < S::kChunk; ++c) {
+        float dot = 0.f;
+#pragma unroll
+        for (int e = 0; e < E; ++e) dot = fmaf(q[h][e], Pack8<T>::unpack(kx[c][e / 8], e % 8), dot);
+#pragma unroll
+        for (int off = L / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+        s[h][c] = valid[c] ? dot : kNegInf;
+      }
+    }
+#pragma unroll
+    for (int h = 0; h < G; ++h) {
+      float m_chunk = s[h][0];
+#pragma unroll
+      for (int c = 1; c < S::kChunk; ++c) m_chunk = fmaxf(m_chunk, s[h][c]);
+      if (m_chunk == kNegInf) continue;  // no valid token for this lane group
+      const float m_new = fmaxf(st[h].m, m_chunk);
+      const float factor = st[h].rescale_to(m_new);
+#pragma unroll
+      for (int e = 0; e < E; ++e) acc[h][e] *= factor;
+#pragma unroll
+      for (int c = 0; c < S::kChunk; ++c) {
+        const float pc = valid[c] ? exp2f(s[h][c] - m_new) : 0.f;
+        st[h].l += pc;
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc[h][e] = fmaf(pc, Pack8<T>::unpack(vx[c][e / 8], e % 8), acc[h][e]);
+      }
+    }
+  }
+  cp_async_wait<0>();  // only empty groups remain; leave nothing in flight
+  __syncthreads();     // every stage read; the merge reuses the memory
+
+  // Merge the block's lane groups: each publishes its state, then threads combine per channel.
+  auto& s_acc = *reinterpret_cast<float(*)[S::kParts][G][D]>(smem);
+  auto& s_m = *reinterpret_cast<float(*)[S::kParts][G]>(smem + S::kParts * G * D * 4);
+  auto& s_l = *reinterpret_cast<float(*)[S::kParts][G]>(smem + (S::kParts * G * D + S::kParts * G) * 4);
+  publish_part<S::kParts, G, D, E>(s_acc, s_m, s_l, part, sl, acc, st);
+  __syncthreads();
+
+  for (int idx = threadIdx.x; idx < G * D; idx += kThreads) {
+    const int h = idx / D, d = idx % D;
+    SoftmaxState merged;
+    const float o = merge_parts<S::kParts, G, D>(s_acc, s_m, s_l, h, d, &merged);
+    const float lse = merged.lse();
+    const int64_t row = static_cast<int64_t>(b) * a.num_q_heads + h0 + h;
+    if (p.splits == 1) {
+      store_scalar(static_cast<T*>(a.o) + row * D + d, o);
+      if (a.lse && d == 0) a.lse[row] = lse;
+    } else {
+      p.part_o[(split * p.rows + row) * D + d] = o;
+      if (d == 0) p.part_lse[split * p.rows + row] = lse;
+    }
+  }
+}
+
+template <typename T, int D, int G>
+constexpr int smem_bytes() {
+  return Shape<T, D, G>::kSmemBytes;
+}
+
+int group_tile(int32_t group) {
+  for (int g : {8, 4, 2}) if (group % g == 0) return g;
+  return 1;
+}
+
+uint64_t align256(uint64_t x) { return (x + 255) / 256 * 256; }
+
+uint64_t split_bytes(int64_t splits, int64_t rows, int32_t head_dim) {
+  return align256(static_cast<uint64_t>(splits * rows * head_dim) * 4) + align256(static_cast<uint64_t>(splits * rows) * 4);
+}
+
+// Splits of each (sequence, KV head, tile) page list, for equal sequences of max_kv_len: the
+// fewest splits whose blocks fill the waves of `slots` (SMs x resident blocks per SM) within
+// 3% of the best count (a partial last wave, or a single partial one, leaves SMs idle or
+// short of loads in flight). At most 2 x the splits of one full wave, at least
+// kMinTokensPerSplit tokens each.
+int64_t wanted_splits(int64_t slots, int64_t blocks, int32_t max_kv_len) {
+  const int64_t by_len = std::max<int64_t>(1, max_kv_len / kMinTokensPerSplit);
+  const int64_t most = std::min(by_len, std::max<int64_t>(4, 2 * ((slots + blocks - 1) / blocks)));
+  auto efficiency = [&](int64_t splits) {
+    const int64_t n = blocks * splits;
+    return static_cast<double>(n) / static_cast<double>((n + slots - 1) / slots * slots);
+  };
+  double best = 0;
+  for (int64_t splits = 1; splits <= most; ++splits) best = std::max(best, efficiency(splits));
+  for (int64_t splits = 1; splits <= most; ++splits)
+    if (efficiency(splits) >= 0.97 * best) return splits;
+  return 1;
+}
+
+constexpr int kMaxBlocksPerSm = 4;  // bound used by the workspace query (launch bounds allow 2 or 3)
+
+struct Plan {
+  int32_t splits;
+  int32_t pages_per_split;
+  uint64_t part_o_bytes;  // workspace layout: part_o, then part_lse (256-byte aligned)
+};
+
+Plan make_plan(int64_t slots, const PagedDecodeArgs& a, int32_t group_tiles, uint64_t workspace_bytes) {
+  const int64_t blocks = static_cast<int64_t>(a.batch) * a.kv.num_kv_heads * group_tiles;
+  const int64_t rows = static_cast<int64_t>(a.batch) * a.num_q_heads;
+  int64_t max_pages = (static_cast<int64_t>(a.max_kv_len) + a.kv.page_tokens - 1) / a.kv.page_tokens;
+  if (a.select.indices) max_pages = std::min<int64_t>(max_pages, a.select.stride);
+  int64_t splits = std::min(wanted_splits(slots, blocks, a.max_kv_len), std::max<int64_t>(1, max_pages));
+  while (splits > 1 && split_bytes(splits, rows, a.kv.head_dim) > workspace_bytes)
+    splits = std::min<int64_t>(splits - 1, workspace_bytes / split_bytes(1, rows, a.kv.head_dim));
+  if (splits < 2) splits = 1;
+  Plan plan;
+  plan.pages_per_split = static_cast<int32_t>(std::max<int64_t>(1, (max_pages + splits - 1) / splits));
+  plan.splits = max_pages == 0 ? 1 : static_cast<int32_t>((max_pages + plan.pages_per_split - 1) / plan.pages_per_split);
+  plan.part_o_bytes = align256(static_cast<uint64_t>(plan.splits) * rows * a.kv.head_dim * 4);
+  return plan;
+}
+
+struct DecodeKernel {
+  void (*fn)(PagedDecodeParams);
+  int smem_bytes;  // dynamic shared memory
+};
+
+template <typename T, int D, int G>
+DecodeKernel kernel_of() {
+  return {paged_decode_kernel<T, D, G>, smem_bytes<T, D, G>()};
+}
+
+template <typename T, int D>
+DecodeKernel kernel_d(int g) {
+  switch (g) {
+    case 8: return kernel_of<T, D, 8>();
+    case 4: return kernel_of<T, D, 4>();
+    case 2: return kernel_of<T, D, 2>();
+    default: return kernel_of<T, D, 1>();
+  }
+}
+
+template <typename T>
+DecodeKernel kernel_t(int g, int d) {
+  switch (d) {
+    case 64: return kernel_d<T, 64>(g);
+    case 128: return kernel_d<T, 128>(g);
+    default: return kernel_d<T, 256>(g);
+  }
+}
+
+bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
+
+}  // namespace
+
+void paged_append(Stream* s, const PagedAppendArgs& a) {
+  DeviceGuard guard(s->device);
+  KV_REQUIRE(aligned16(a.k) && aligned16(a.v),
+             "k and v must be 16-byte aligned on CUDA (kv_buffer_init memory is; check sub-buffer offsets)");
+  const int32_t esize = static_cast<int32_t>(dtype_size(a.dtype));
+  const int32_t vecs_per_row = a.kv.head_dim * esize / 16;
+  const int64_t total = a.num_tokens * a.kv.num_kv_heads * vecs_per_row;
+  const int64_t max_blocks = static_cast<int64_t>(multiprocessor_count(s->device)) * 16;
+  const int blocks =
+      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>((total + kAppendThreads - 1) / kAppendThreads, max_blocks)));
+  paged_append_kernel<<<blocks, kAppendThreads, 0, s->stream>>>(a, vecs_per_row, esize, s->error_record);
+  KV_CUDA_CHECK_LAUNCH();
+}
+
+uint64_t paged_decode_workspace_bytes(int32_t device, int32_t batch, int32_t num_q_heads, int32_t head_dim,
+                                      int32_t max_kv_len) {
+  // An upper bound of make_plan's splits (wanted_splits' limit): blocks >= batch (num_kv_heads
+  // and the group tiles are unknown here), at most kMaxBlocksPerSm resident blocks per SM.
+  const int64_t slots = static_cast<int64_t>(multiprocessor_count(device)) * kMaxBlocksPerSm;
+  const int64_t by_len = std::max<int64_t>(1, max_kv_len / kMinTokensPerSplit);
+  const int64_t splits = std::min(by_len, std::max<int64_t>(4, 2 * ((slots + batch - 1) / batch)));
+  return splits > 1 ? split_bytes(splits, static_cast<int64_t>(batch) * num_q_heads, head_dim) : 0;
+}
+
+void paged_decode(Stream* s, const PagedDecodeArgs& a) {
+  DeviceGuard guard(s->device);
+  KV_REQUIRE(aligned16(a.q), "q must be 16-byte aligned on CUDA (kv_buffer_init memory is; check sub-buffer offsets)");
+  const int32_t group = a.num_q_heads / a.kv.num_kv_heads;
+  const int g_tile = group_tile(group);
+  // The workspace needs 256-byte alignment for the vector loads of the merge.
+  const uint64_t usable = (reinterpret_cast<uintptr_t>(a.workspace) & 255u) ? 0 : a.workspace_bytes;
+  const DecodeKernel kernel =
+      a.dtype == KV_DTYPE_BF16 ? kernel_t<uint16_t>(g_tile, a.kv.head_dim) : kernel_t<float>(g_tile, a.kv.head_dim);
+  // More than the default 48 KiB of dynamic shared memory needs opting in (per device).
+  KV_CUDA_CHECK(cudaFuncSetAttribute(kernel.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, kernel.smem_bytes));
+  int resident = 0;
+  KV_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel.fn, kThreads, kernel.smem_bytes));
+  resident = std::max(1, std::min(resident, kMaxBlocksPerSm));
+  const Plan plan = make_plan(static_cast<int64_t>(multiprocessor_count(s->device)) * resident, a, group / g_tile, usable);
+  PagedDecodeParams p;
+  p.a = a;
+  p.part_o = plan.splits > 1 ? static_cast<float*>(a.workspace) : nullptr;
+  p.part_lse =
+      plan.splits > 1 ? reinterpret_cast<float*>(static_cast<char*>(a.workspace) + plan.part_o_bytes) : nullptr;
+  p.group = group;
+  p.group_tiles = group / g_tile;
+  p.splits = plan.splits;
+  p.pages_per_split = plan.pages_per_split;
+  p.rows = static_cast<int64_t>(a.batch) * a.num_q_heads;
+  p.scale_log2 = a.sm_scale * kLog2e;
+  p.err = s->error_record;
+  const int64_t grid_y = static_cast<int64_t>(a.batch) * a.kv.num_kv_heads * p.group_tiles;
+  if (grid_y > 65535)
+    fail(KV_STATUS_UNSUPPORTED, "batch * num_q_heads / group tile = ", grid_y, " exceeds 65535 blocks");
+  dim3 grid(static_cast<unsigned>(plan.splits), static_cast<unsigned>(grid_y));
+  kernel.fn<<<grid, kThreads, kernel.smem_bytes, s->stream>>>(p);
+  KV_CUDA_CHECK_LAUNCH();
+  if (plan.splits > 1) {
+    MergeArgs m;
+    m.in.count = plan.splits;
+    m.in.o_base = p.part_o;
+    m.in.lse_base = p.part_lse;
+    m.in.o_state_stride = p.rows * a.kv.head_dim;
+    m.in.lse_state_stride = p.rows;
+    m.in_dtype = KV_DTYPE_F32;
+    m.out_dtype = a.dtype;
+    m.o_out = a.o;
+    m.lse_out = a.lse;
+    m.rows = p.rows;
+    m.head_dim = a.kv.head_dim;
+    merge_states(s, m);
+  }
+}
+
+}  // namespace kv::cuda

@@ -1,0 +1,293 @@
+// Perf runner of the paged decode (kv_paged_decode_async) against the read roofline measured
+// in the same run (kv_roofline_probe), beside the dense kv_attention_decode_async on the same
+// K/V stored contiguous. Shape of the acceptance benchmark: bf16, Hq = 32, Hkv = 8, D = 128,
+// page 16, batch x context in {1, 8, 32, 128} x {1K, 8K, 32K, 128K}, skipping cases whose
+// K/V exceed --max-kv-gb (paged pool and dense copy both live on the device).
+//
+// The dense K/V is filled with random bf16 values; the paged pool is built from it by
+// kv_paged_append_async through a random page permutation (the product's append path), so the
+// two ops read the same values and their outputs are compared (max |difference|, reported).
+// Figures: KV bytes read (2 x batch x context x Hkv x D x 2) per median run time; goal 90% of
+// the read roofline when a step reads >= 1 GB, 85% at batch 1 from 32K tokens.
+//
+//   kvasir_bench_paged_decode [--backend cpu|cuda] [--batch N]... [--ctx N]... [--reps N]
+//                             [--max-seconds S] [--max-kv-gb G] [--page-tokens P] [--json FILE]
+//
+// One JSON object per case on stdout (lines starting with '{'), and the same lines in FILE.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+namespace kvt {
+namespace {
+
+constexpr int32_t kHq = 32, kHkv = 8, kD = 128;
+
+struct Options {
+  kv_backend backend = KV_BACKEND_CUDA;
+  bool backend_given = false;
+  std::vector<int32_t> batches, contexts;
+  int reps = 30;
+  double max_seconds = 2.0;
+  double max_kv_gb = 60.0;
+  int32_t page_tokens = 16;
+  std::string json_path;
+};
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  const double pos = p * (v.size() - 1);
+  const size_t lo = static_cast<size_t>(pos), hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
+}
+
+std::string num(double x) {
+  if (!std::isfinite(x)) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.5g", x);
+  return buf;
+}
+
+struct Buffer {
+  kv_buffer_t handle = nullptr;
+  Buffer(kv_backend be, uint64_t bytes) { KVT_CHECK(kv_buffer_init(be, 0, KV_MEM_DEVICE, std::max<uint64_t>(bytes, 256), &handle)); }
+  ~Buffer() { kv_buffer_free(handle); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  void* data() const { return kv_buffer_data(handle); }
+};
+
+// Fills `bytes` of stream memory by repeating a random host block (bf16 values in [-1, 1]).
+void fill_random(kv_stream_t st, void* dst, uint64_t bytes, std::mt19937_64& rng) {
+  static std::vector<uint16_t> block;
+  if (block.empty()) {
+    block.resize(size_t{16} << 20);  // 32 MiB
+    std::uniform_real_distribution<float> dist(-1.f, 1.f);
+    for (auto& h : block) h = to_bf16(dist(rng));
+  }
+  const uint64_t block_bytes = block.size() * 2;
+  for (uint64_t off = 0; off < bytes; off += block_bytes)
+    KVT_CHECK(kv_memcpy_async(st, static_cast<char*>(dst) + off, block.data(), std::min(block_bytes, bytes - off)));
+  KVT_CHECK(kv_stream_synchronize(st));
+}
+
+// Median per-run milliseconds of `run`, over samples of back-to-back runs (about 1 ms each).
+template <typename Run>
+std::vector<double> time_runs(kv_stream_t st, const Options& opt, Run run) {
+  kv_event_t start, stop;
+  KVT_CHECK(kv_event_init(st, &start));
+  KVT_CHECK(kv_event_init(st, &stop));
+  auto sample = [&](int runs) {
+    KVT_CHECK(kv_event_record(start, st));
+    for (int i = 0; i < runs; ++i) run();
+    KVT_CHECK(kv_event_record(stop, st));
+    KVT_CHECK(kv_event_synchronize(stop));
+    float ms = 0;
+    KVT_CHECK(kv_event_elapsed_ms(start, stop, &ms));
+    return static_cast<double>(ms) / runs;
+  };
+  run();  // warm-up
+  const double single = sample(1);
+  const int runs = static_cast<int>(std::min(100.0, std::max(1.0, std::ceil(1.0 / std::max(single, 1e-3)))));
+  std::vector<double> samples;
+  const auto wall0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < opt.reps; ++r) {
+    samples.push_back(sample(runs));
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+    if (r >= 4 && wall > opt.max_seconds) break;
+  }
+  kv_event_free(start);
+  kv_event_free(stop);
+  return samples;
+}
+
+std::vector<float> download_bf16(kv_stream_t st, const void* src, size_t n) {
+  std::vector<uint16_t> raw(n);
+  KVT_CHECK(kv_stream_synchronize(st));
+  KVT_CHECK(kv_memcpy_async(st, raw.data(), src, n * 2));
+  KVT_CHECK(kv_stream_synchronize(st));
+  std::vector<float> out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = from_bf16(raw[i]);
+  return out;
+}
+
+int bench_main(int argc, char** argv) {
+  Options opt;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--backend") {
+      const std::string b = value();
+      if (b != "cpu" && b != "cuda") {
+        std::fprintf(stderr, "--backend must be cpu or cuda\n");
+        return 2;
+      }
+      opt.backend = b == "cuda" ? KV_BACKEND_CUDA : KV_BACKEND_CPU;
+      opt.backend_given = true;
+    } else if (a == "--batch") {
+      opt.batches.push_back(std::atoi(value().c_str()));
+    } else if (a == "--ctx") {
+      opt.contexts.push_back(std::atoi(value().c_str()));
+    } else if (a == "--reps") {
+      opt.reps = std::max(5, std::atoi(value().c_str()));
+    } else if (a == "--max-seconds") {
+      opt.max_seconds = std::atof(value().c_str());
+    } else if (a == "--max-kv-gb") {
+      opt.max_kv_gb = std::atof(value().c_str());
+    } else if (a == "--page-tokens") {
+      opt.page_tokens = std::atoi(value().c_str());
+    } else if (a == "--json") {
+      opt.json_path = value();
+    } else {
+      std::fprintf(stderr, "unknown argument %s (see the comment at the top of bench_paged_decode.cc)\n", a.c_str());
+      return 2;
+    }
+  }
+  if (opt.batches.empty()) opt.batches = {1, 8, 32, 128};
+  if (opt.contexts.empty()) opt.contexts = {1024, 8192, 32768, 131072};
+  if (!opt.backend_given && !unavailable_reason({KV_BACKEND_CUDA, KV_CPU_ISA_AVX2}).empty()) opt.backend = KV_BACKEND_CPU;
+  const std::string why = unavailable_reason({opt.backend, KV_CPU_ISA_AVX2});
+  if (!why.empty()) {
+    std::fprintf(stderr, "backend unavailable: %s\n", why.c_str());
+    return 2;
+  }
+  std::mt19937_64 rng(seed_for("bench_paged_decode"));
+  kv_stream_t st;
+  KVT_CHECK(kv_stream_init(opt.backend, 0, &st));
+  kv_roofline roof;
+  KVT_CHECK(kv_roofline_probe(st, 0, 0, &roof));
+  std::fprintf(stderr, "read roofline %.1f GB/s (probe %llu bytes)\n", roof.read_bytes_per_s / 1e9,
+               static_cast<unsigned long long>(roof.buffer_bytes));
+  std::ofstream json;
+  if (!opt.json_path.empty()) json.open(opt.json_path);
+  const int32_t P = opt.page_tokens;
+  const float scale = 1.f / std::sqrt(static_cast<float>(kD));
+  int failures = 0;
+
+  for (int32_t batch : opt.batches)
+    for (int32_t ctx : opt.contexts) {
+      const uint64_t row_elems = static_cast<uint64_t>(kHkv) * kD;
+      const uint64_t kv_bytes = 2ull * batch * ctx * row_elems * 2;  // K and V, bf16
+      if (kv_bytes / 1e9 > opt.max_kv_gb) {
+        std::fprintf(stderr, "skip batch %d ctx %d: %.1f GB of KV > --max-kv-gb\n", batch, ctx, kv_bytes / 1e9);
+        continue;
+      }
+      // Dense K/V [batch][ctx][Hkv][D], random.
+      Buffer kd(opt.backend, kv_bytes / 2), vd(opt.backend, kv_bytes / 2);
+      fill_random(st, kd.data(), kv_bytes / 2, rng);
+      fill_random(st, vd.data(), kv_bytes / 2, rng);
+      // Paged pool, head-major, pages in a random order, filled by kv_paged_append_async.
+      const int64_t pages_per_seq = (ctx + P - 1) / P;
+      kv_paged_kv kv{};
+      kv.num_pages = static_cast<int64_t>(batch) * pages_per_seq;
+      kv.page_tokens = P;
+      kv.num_kv_heads = kHkv;
+      kv.head_dim = kD;
+      kv.page_stride = static_cast<int64_t>(kHkv) * P * kD;
+      kv.head_stride = static_cast<int64_t>(P) * kD;
+      kv.token_stride = kD;
+      Buffer kp(opt.backend, static_cast<uint64_t>(kv.num_pages) * kv.page_stride * 2);
+      Buffer vp(opt.backend, static_cast<uint64_t>(kv.num_pages) * kv.page_stride * 2);
+      kv.k_pages = kp.data();
+      kv.v_pages = vp.data();
+      std::vector<int32_t> perm(static_cast<size_t>(kv.num_pages));
+      std::iota(perm.begin(), perm.end(), 0);
+      std::shuffle(perm.begin(), perm.end(), rng);
+      std::vector<int64_t> slots(static_cast<size_t>(ctx));
+      Buffer slots_b(opt.backend, slots.size() * 8);
+      for (int32_t b = 0; b < batch; ++b) {
+        for (int32_t t = 0; t < ctx; ++t)
+          slots[t] = static_cast<int64_t>(perm[static_cast<size_t>(b) * pages_per_seq + t / P]) * P + t % P;
+        KVT_CHECK(kv_memcpy_async(st, slots_b.data(), slots.data(), slots.size() * 8));
+        const uint64_t seq_off = static_cast<uint64_t>(b) * ctx * row_elems * 2;
+        KVT_CHECK(kv_paged_append_async(st, KV_DTYPE_BF16, static_cast<char*>(kd.data()) + seq_off,
+                                        static_cast<char*>(vd.data()) + seq_off,
+                                        static_cast<const int64_t*>(slots_b.data()), 0, ctx, &kv));
+        KVT_CHECK(kv_stream_synchronize(st));  // slots_b is reused
+      }
+      std::vector<int32_t> table(perm.begin(), perm.end()), lens(static_cast<size_t>(batch), ctx);
+      Buffer table_b(opt.backend, table.size() * 4), lens_b(opt.backend, lens.size() * 4);
+      KVT_CHECK(kv_memcpy_async(st, table_b.data(), table.data(), table.size() * 4));
+      KVT_CHECK(kv_memcpy_async(st, lens_b.data(), lens.data(), lens.size() * 4));
+      kv_page_table pt{static_cast<const int32_t*>(table_b.data()), pages_per_seq, 0,
+                       static_cast<const int32_t*>(lens_b.data())};
+      const uint64_t q_n = static_cast<uint64_t>(batch) * kHq * kD;
+      Buffer q(opt.backend, q_n * 2), o_paged(opt.backend, q_n * 2), o_dense(opt.backend, q_n * 2);
+      Buffer lse_paged(opt.backend, static_cast<uint64_t>(batch) * kHq * 4), lse_dense(opt.backend, static_cast<uint64_t>(batch) * kHq * 4);
+      fill_random(st, q.data(), q_n * 2, rng);
+      const uint64_t ws_paged = kv_paged_decode_workspace_bytes(st, batch, kHq, kD, ctx);
+      const uint64_t ws_dense = kv_attention_decode_workspace_bytes(st, batch, kHq, kD, ctx);
+      Buffer wsp(opt.backend, ws_paged), wsd(opt.backend, ws_dense);
+
+      auto run_paged = [&] {
+        KVT_CHECK(kv_paged_decode_async(st, KV_DTYPE_BF16, q.data(), &kv, &pt, nullptr, o_paged.data(),
+                                        static_cast<float*>(lse_paged.data()), batch, kHq, ctx, scale,
+                                        ws_paged ? wsp.data() : nullptr, ws_paged));
+      };
+      auto run_dense = [&] {
+        KVT_CHECK(kv_attention_decode_async(st, KV_DTYPE_BF16, q.data(), kd.data(), vd.data(), o_dense.data(),
+                                            static_cast<float*>(lse_dense.data()), batch, kHq, kHkv, kD, ctx, scale,
+                                            ws_dense ? wsd.data() : nullptr, ws_dense));
+      };
+      run_paged();
+      run_dense();
+      KVT_CHECK(kv_stream_synchronize(st));
+      const std::vector<float> a = download_bf16(st, o_paged.data(), q_n), b = download_bf16(st, o_dense.data(), q_n);
+      double max_diff = 0;
+      for (size_t i = 0; i < q_n; ++i) max_diff = std::max(max_diff, static_cast<double>(std::fabs(a[i] - b[i])));
+      // Two bf16 roundings of |o| <= 1 apart, plus fp32 noise: a mismatch is far above 2^-7.
+      const bool matches = std::isfinite(max_diff) && max_diff <= 1.0 / 64;
+      if (!matches) ++failures;
+
+      for (int which = 0; which < 2; ++which) {
+        const std::vector<double> samples = which == 0 ? time_runs(st, opt, run_paged) : time_runs(st, opt, run_dense);
+        const double median = percentile(samples, 0.5);
+        const double bps = kv_bytes / (median * 1e-3);
+        const double fraction = roof.read_bytes_per_s > 0 ? bps / roof.read_bytes_per_s : NAN;
+        double goal = 0;
+        if (which == 0 && opt.backend == KV_BACKEND_CUDA) {
+          if (kv_bytes >= 1e9) goal = 0.90;
+          else if (batch == 1 && ctx >= 32768) goal = 0.85;
+        }
+        std::ostringstream line;
+        line << "{\"op\": \"" << (which == 0 ? "paged_decode" : "dense_decode") << "\", \"backend\": \""
+             << (opt.backend == KV_BACKEND_CUDA ? "cuda" : "cpu") << "\", \"dtype\": \"bf16\", \"batch\": " << batch
+             << ", \"ctx\": " << ctx << ", \"hq\": " << kHq << ", \"hkv\": " << kHkv << ", \"d\": " << kD
+             << ", \"page_tokens\": " << (which == 0 ? std::to_string(P) : "null") << ", \"kv_bytes\": " << kv_bytes
+             << ", \"median_ms\": " << num(median) << ", \"p10_ms\": " << num(percentile(samples, 0.1))
+             << ", \"p90_ms\": " << num(percentile(samples, 0.9)) << ", \"kv_bytes_per_s\": " << num(bps)
+             << ", \"read_roofline_bytes_per_s\": " << num(roof.read_bytes_per_s)
+             << ", \"fraction_of_roofline\": " << num(fraction) << ", \"goal\": " << (goal > 0 ? num(goal) : "null")
+             << ", \"goal_met\": " << (goal > 0 ? (fraction >= goal ? "true" : "false") : "null")
+             << ", \"workspace_bytes\": " << (which == 0 ? ws_paged : ws_dense)
+             << ", \"max_abs_diff_paged_vs_dense\": " << num(max_diff)
+             << ", \"matches_dense\": " << (matches ? "true" : "false") << ", \"samples\": " << samples.size() << "}";
+        std::printf("%s\n", line.str().c_str());
+        std::fflush(stdout);
+        if (json.is_open()) json << line.str() << "\n";
+      }
+    }
+  kv_stream_free(st);
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace kvt
+
+int main(int argc, char** argv) { return kvt::bench_main(argc, argv); }
