@@ -24,6 +24,8 @@
 #                 the carried kvasir-bench jar, the prose from the carried corpus) -> refmodel.tar
 #                 holding the Hugging Face directory, train_log.jsonl and eval.json.
 #                 KVASIR_REFMODEL_ARGS adds arguments (e.g. "--steps 100" for a pipeline check).
+#        paged  - the paged KV kernels: CUDA gtests, then decode / prefill / Quest benchmarks
+#                 against the roofline, the dense kernels and torch SDPA (JSON lines per case)
 #        refeval - the shipped reference model on Kvasir's CUDA engine over the long-context suite
 #                 (kvasir-bench eval, held-out seeds and haystack) -> refeval-cuda.json
 # KVASIR_BENCH_ARGS adds arguments to the benchmark (e.g. "--op merge_states").
@@ -52,8 +54,9 @@ pack() {
   local stage="$BUNDLE_DIR/stage"
   rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/lib"
   cp "$KV_BUILD_DIR/libkvasir.so" "$KV_BUILD_DIR/tests-native/kvasir_tests" \
-     "$KV_BUILD_DIR/tests-native/kvasir_bench_ops" "$stage/bin/"
-  strip --strip-unneeded "$stage/bin/kvasir_tests" "$stage/bin/kvasir_bench_ops" "$stage/bin/libkvasir.so"
+     "$KV_BUILD_DIR/tests-native/kvasir_bench_ops" "$KV_BUILD_DIR"/tests-native/kvasir_bench_paged_{decode,prefill,quest} \
+     "$stage/bin/"
+  strip --strip-unneeded "$stage"/bin/*
   ((native_only)) || pack_java "$stage"
   ((corpus)) && pack_corpus "$stage"
   git -C "$KV_ROOT" rev-parse HEAD > "$stage/COMMIT" 2>/dev/null || echo unknown > "$stage/COMMIT"
@@ -153,6 +156,8 @@ remote() {
         refmodel "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       refeval)
         refeval "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
+      paged)
+        paged "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       *)
         echo "unknown step $step" >> "$log"; rc=2 ;;
     esac
@@ -187,6 +192,33 @@ parity() {
   local rc=$?
   cp "$work/parity.md" "$out/$KVASIR_DATE-parity.md" 2>/dev/null
   cp "$work/parity.json" "$out/$KVASIR_DATE-parity.json" 2>/dev/null
+  return $rc
+}
+
+# The paged KV kernels (issue 5): their CUDA gtests against the CPU reference, then decode,
+# prefill and Quest against the roofline, the dense kernels and torch SDPA on the same shapes.
+# Each part has a time cap so that one slow part cannot eat the session's device time.
+paged() {
+  local root=$1 out=$2 rc=0
+  timeout 150 "$root/bin/kvasir_tests" --gtest_brief=1 \
+    --gtest_filter='*Paged*cuda*:PagedQuest/*cuda*:*attention_prefill*cuda*:*attention_decode*cuda*' || rc=1
+  timeout 110 "$root/bin/kvasir_bench_paged_decode" --backend cuda --reps 20 \
+    --json "$out/$KVASIR_DATE-paged-decode.json" | grep -v '^{' || rc=1
+  # Quest at K = 64 pages against the full paged decode at 32K; then the decode with a GQA group
+  # of 1 (Hq = Hkv = 8), which reads the same bytes with a quarter of the arithmetic: the profile
+  # that tells a compute-bound kernel from a memory-bound one.
+  { timeout 60 "$root/bin/kvasir_bench_paged_decode" --backend cuda --reps 20 --ctx 32768 --batch 1 --batch 8 \
+      --batch 32 --quest-k 64
+    timeout 40 "$root/bin/kvasir_bench_paged_decode" --backend cuda --reps 20 --hq 8 --ctx 32768 --ctx 131072 \
+      --batch 1 --batch 32; } | grep '^{' > "$out/$KVASIR_DATE-paged-decode-quest-group1.json" || rc=1
+  timeout 60 python3 "$KV_ROOT/tools/peers/sdpa_decode_bench.py" --reps 20 \
+    --json "$out/$KVASIR_DATE-sdpa-decode.json" > /dev/null || rc=1
+  timeout 30 "$root/bin/kvasir_bench_paged_prefill" --backend cuda --seq 8192,32768 \
+    --json "$out/$KVASIR_DATE-paged-prefill.json" || rc=1
+  timeout 30 python3 "$KV_ROOT/tools/peers/sdpa_prefill_bench.py" --seq 8192,32768 \
+    --json "$out/$KVASIR_DATE-sdpa-prefill.json" || rc=1
+  timeout 40 "$root/bin/kvasir_bench_paged_quest" --backend cuda \
+    --json "$out/$KVASIR_DATE-paged-quest.json" || rc=1
   return $rc
 }
 

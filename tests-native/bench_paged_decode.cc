@@ -10,8 +10,13 @@
 // Figures: KV bytes read (2 x batch x context x Hkv x D x 2) per median run time; goal 90% of
 // the read roofline when a step reads >= 1 GB, 85% at batch 1 from 32K tokens.
 //
+// --quest-k K adds Quest at K pages per case: kv_quest_select_async then the sparse
+// kv_paged_decode_async over its selection, timed together and apart, against the full paged
+// decode of the same case (the goal: >= 5x faster at 32K with K = 64).
+//
 //   kvasir_bench_paged_decode [--backend cpu|cuda] [--batch N]... [--ctx N]... [--reps N]
-//                             [--max-seconds S] [--max-kv-gb G] [--page-tokens P] [--json FILE]
+//                             [--max-seconds S] [--max-kv-gb G] [--page-tokens P] [--quest-k K]
+//                             [--hq H] [--json FILE]
 //
 // One JSON object per case on stdout (lines starting with '{'), and the same lines in FILE.
 #include <algorithm>
@@ -31,7 +36,8 @@
 namespace kvt {
 namespace {
 
-constexpr int32_t kHq = 32, kHkv = 8, kD = 128;
+constexpr int32_t kHkv = 8, kD = 128;
+int32_t g_hq = 32;  // --hq: query heads (the GQA group is g_hq / 8); 32 is the acceptance shape
 
 struct Options {
   kv_backend backend = KV_BACKEND_CUDA;
@@ -41,6 +47,7 @@ struct Options {
   double max_seconds = 2.0;
   double max_kv_gb = 60.0;
   int32_t page_tokens = 16;
+  int32_t quest_k = 0;
   std::string json_path;
 };
 
@@ -121,6 +128,73 @@ std::vector<float> download_bf16(kv_stream_t st, const void* src, size_t n) {
   return out;
 }
 
+// Quest at opt.quest_k pages on the case's pool: summaries of every page, then select + sparse
+// decode. Returns 1 when the selection does not hold K pages with the newest among them.
+int quest_case(kv_stream_t st, const Options& opt, const kv_roofline& roof, const kv_paged_kv& kv,
+               const kv_page_table& pt, const void* q, int32_t batch, int32_t ctx, double full_median,
+               std::ofstream& json) {
+  const int32_t P = kv.page_tokens, K = opt.quest_k;
+  const int64_t pages = kv.num_pages;
+  Buffer sums(opt.backend, static_cast<uint64_t>(pages) * kHkv * 2 * kD * 2);
+  kv_page_summaries summaries{sums.data(), static_cast<int64_t>(kHkv) * 2 * kD, 2 * kD};
+  std::vector<int32_t> all(static_cast<size_t>(pages)), valid(static_cast<size_t>(pages), P);
+  std::iota(all.begin(), all.end(), 0);
+  Buffer all_b(opt.backend, all.size() * 4), valid_b(opt.backend, valid.size() * 4);
+  KVT_CHECK(kv_memcpy_async(st, all_b.data(), all.data(), all.size() * 4));
+  KVT_CHECK(kv_memcpy_async(st, valid_b.data(), valid.data(), valid.size() * 4));
+  KVT_CHECK(kv_page_summary_update_async(st, KV_DTYPE_BF16, &kv, static_cast<const int32_t*>(all_b.data()),
+                                         static_cast<const int32_t*>(valid_b.data()), static_cast<int32_t>(pages),
+                                         &summaries));
+  const uint64_t sel_n = static_cast<uint64_t>(batch) * kHkv;
+  Buffer idx(opt.backend, sel_n * K * 4), cnt(opt.backend, sel_n * 4);
+  const uint64_t ws_q = kv_quest_select_workspace_bytes(st, batch, kHkv, P, ctx);
+  Buffer wsq(opt.backend, ws_q > 0 ? ws_q : 16);
+  const uint64_t ws_d = kv_paged_decode_workspace_bytes(st, batch, g_hq, kD, ctx);
+  Buffer wsd(opt.backend, ws_d > 0 ? ws_d : 16);
+  const uint64_t q_n = static_cast<uint64_t>(batch) * g_hq * kD;
+  Buffer o(opt.backend, q_n * 2), lse(opt.backend, static_cast<uint64_t>(batch) * g_hq * 4);
+  kv_page_select sel{static_cast<const int32_t*>(idx.data()), static_cast<const int32_t*>(cnt.data()), K, 0};
+  const float scale = 1.f / std::sqrt(static_cast<float>(kD));
+  auto select = [&] {
+    KVT_CHECK(kv_quest_select_async(st, KV_DTYPE_BF16, q, &kv, &pt, &summaries, batch, g_hq, ctx, K,
+                                    static_cast<int32_t*>(idx.data()), static_cast<int32_t*>(cnt.data()), K,
+                                    ws_q ? wsq.data() : nullptr, ws_q));
+  };
+  auto sparse = [&] {
+    KVT_CHECK(kv_paged_decode_async(st, KV_DTYPE_BF16, q, &kv, &pt, &sel, o.data(), static_cast<float*>(lse.data()),
+                                    batch, g_hq, ctx, scale, ws_d ? wsd.data() : nullptr, ws_d));
+  };
+  select();
+  KVT_CHECK(kv_stream_synchronize(st));
+  std::vector<int32_t> counts(sel_n), first(sel_n * K);
+  KVT_CHECK(kv_memcpy_async(st, counts.data(), cnt.data(), sel_n * 4));
+  KVT_CHECK(kv_memcpy_async(st, first.data(), idx.data(), sel_n * K * 4));
+  KVT_CHECK(kv_stream_synchronize(st));
+  const int32_t n_pages = (ctx + P - 1) / P, want = std::min(K, n_pages);
+  bool ok = true;
+  for (uint64_t r = 0; r < sel_n; ++r)
+    ok &= counts[r] == want && first[r * K + want - 1] == n_pages - 1;  // ascending, newest last
+  const double t_select = percentile(time_runs(st, opt, select), 0.5);
+  const double t_sparse = percentile(time_runs(st, opt, sparse), 0.5);
+  const double t_both = percentile(time_runs(st, opt, [&] { select(); sparse(); }), 0.5);
+  const uint64_t sparse_bytes = 2ull * batch * kHkv * static_cast<uint64_t>(want) * P * kD * 2;
+  const uint64_t summary_bytes = static_cast<uint64_t>(batch) * kHkv * n_pages * 2 * kD * 2;
+  std::ostringstream line;
+  line << "{\"op\": \"quest_decode\", \"backend\": \"" << (opt.backend == KV_BACKEND_CUDA ? "cuda" : "cpu")
+       << "\", \"dtype\": \"bf16\", \"batch\": " << batch << ", \"ctx\": " << ctx << ", \"hq\": " << g_hq
+       << ", \"hkv\": " << kHkv << ", \"d\": " << kD << ", \"page_tokens\": " << P << ", \"top_k\": " << K
+       << ", \"select_ms\": " << num(t_select) << ", \"sparse_decode_ms\": " << num(t_sparse)
+       << ", \"quest_ms\": " << num(t_both) << ", \"full_paged_decode_ms\": " << num(full_median)
+       << ", \"speedup_vs_full\": " << num(full_median / t_both) << ", \"goal_speedup\": 5"
+       << ", \"bytes_read\": " << (sparse_bytes + summary_bytes) << ", \"fraction_of_roofline\": "
+       << num((sparse_bytes + summary_bytes) / (t_both * 1e-3) / roof.read_bytes_per_s)
+       << ", \"selection_ok\": " << (ok ? "true" : "false") << "}";
+  std::printf("%s\n", line.str().c_str());
+  std::fflush(stdout);
+  if (json.is_open()) json << line.str() << "\n";
+  return ok ? 0 : 1;
+}
+
 int bench_main(int argc, char** argv) {
   Options opt;
   for (int i = 1; i < argc; ++i) {
@@ -152,6 +226,14 @@ int bench_main(int argc, char** argv) {
       opt.max_kv_gb = std::atof(value().c_str());
     } else if (a == "--page-tokens") {
       opt.page_tokens = std::atoi(value().c_str());
+    } else if (a == "--hq") {
+      g_hq = std::atoi(value().c_str());
+      if (g_hq < kHkv || g_hq % kHkv != 0) {
+        std::fprintf(stderr, "--hq must be a positive multiple of %d\n", kHkv);
+        return 2;
+      }
+    } else if (a == "--quest-k") {
+      opt.quest_k = std::atoi(value().c_str());
     } else if (a == "--json") {
       opt.json_path = value();
     } else {
@@ -227,22 +309,22 @@ int bench_main(int argc, char** argv) {
       KVT_CHECK(kv_memcpy_async(st, lens_b.data(), lens.data(), lens.size() * 4));
       kv_page_table pt{static_cast<const int32_t*>(table_b.data()), pages_per_seq, 0,
                        static_cast<const int32_t*>(lens_b.data())};
-      const uint64_t q_n = static_cast<uint64_t>(batch) * kHq * kD;
+      const uint64_t q_n = static_cast<uint64_t>(batch) * g_hq * kD;
       Buffer q(opt.backend, q_n * 2), o_paged(opt.backend, q_n * 2), o_dense(opt.backend, q_n * 2);
-      Buffer lse_paged(opt.backend, static_cast<uint64_t>(batch) * kHq * 4), lse_dense(opt.backend, static_cast<uint64_t>(batch) * kHq * 4);
+      Buffer lse_paged(opt.backend, static_cast<uint64_t>(batch) * g_hq * 4), lse_dense(opt.backend, static_cast<uint64_t>(batch) * g_hq * 4);
       fill_random(st, q.data(), q_n * 2, rng);
-      const uint64_t ws_paged = kv_paged_decode_workspace_bytes(st, batch, kHq, kD, ctx);
-      const uint64_t ws_dense = kv_attention_decode_workspace_bytes(st, batch, kHq, kD, ctx);
+      const uint64_t ws_paged = kv_paged_decode_workspace_bytes(st, batch, g_hq, kD, ctx);
+      const uint64_t ws_dense = kv_attention_decode_workspace_bytes(st, batch, g_hq, kD, ctx);
       Buffer wsp(opt.backend, ws_paged), wsd(opt.backend, ws_dense);
 
       auto run_paged = [&] {
         KVT_CHECK(kv_paged_decode_async(st, KV_DTYPE_BF16, q.data(), &kv, &pt, nullptr, o_paged.data(),
-                                        static_cast<float*>(lse_paged.data()), batch, kHq, ctx, scale,
+                                        static_cast<float*>(lse_paged.data()), batch, g_hq, ctx, scale,
                                         ws_paged ? wsp.data() : nullptr, ws_paged));
       };
       auto run_dense = [&] {
         KVT_CHECK(kv_attention_decode_async(st, KV_DTYPE_BF16, q.data(), kd.data(), vd.data(), o_dense.data(),
-                                            static_cast<float*>(lse_dense.data()), batch, kHq, kHkv, kD, ctx, scale,
+                                            static_cast<float*>(lse_dense.data()), batch, g_hq, kHkv, kD, ctx, scale,
                                             ws_dense ? wsd.data() : nullptr, ws_dense));
       };
       run_paged();
@@ -255,9 +337,11 @@ int bench_main(int argc, char** argv) {
       const bool matches = std::isfinite(max_diff) && max_diff <= 1.0 / 64;
       if (!matches) ++failures;
 
+      double full_median = 0;
       for (int which = 0; which < 2; ++which) {
         const std::vector<double> samples = which == 0 ? time_runs(st, opt, run_paged) : time_runs(st, opt, run_dense);
         const double median = percentile(samples, 0.5);
+        if (which == 0) full_median = median;
         const double bps = kv_bytes / (median * 1e-3);
         const double fraction = roof.read_bytes_per_s > 0 ? bps / roof.read_bytes_per_s : NAN;
         double goal = 0;
@@ -268,7 +352,7 @@ int bench_main(int argc, char** argv) {
         std::ostringstream line;
         line << "{\"op\": \"" << (which == 0 ? "paged_decode" : "dense_decode") << "\", \"backend\": \""
              << (opt.backend == KV_BACKEND_CUDA ? "cuda" : "cpu") << "\", \"dtype\": \"bf16\", \"batch\": " << batch
-             << ", \"ctx\": " << ctx << ", \"hq\": " << kHq << ", \"hkv\": " << kHkv << ", \"d\": " << kD
+             << ", \"ctx\": " << ctx << ", \"hq\": " << g_hq << ", \"hkv\": " << kHkv << ", \"d\": " << kD
              << ", \"page_tokens\": " << (which == 0 ? std::to_string(P) : "null") << ", \"kv_bytes\": " << kv_bytes
              << ", \"median_ms\": " << num(median) << ", \"p10_ms\": " << num(percentile(samples, 0.1))
              << ", \"p90_ms\": " << num(percentile(samples, 0.9)) << ", \"kv_bytes_per_s\": " << num(bps)
@@ -282,6 +366,7 @@ int bench_main(int argc, char** argv) {
         std::fflush(stdout);
         if (json.is_open()) json << line.str() << "\n";
       }
+      if (opt.quest_k > 0) failures += quest_case(st, opt, roof, kv, pt, q.data(), batch, ctx, full_median, json);
     }
   kv_stream_free(st);
   return failures == 0 ? 0 : 1;
