@@ -62,7 +62,13 @@ pack() {
   git -C "$KV_ROOT" rev-parse HEAD > "$stage/COMMIT" 2>/dev/null || echo unknown > "$stage/COMMIT"
   git -C "$KV_ROOT" status --porcelain | grep -q . && echo "+uncommitted" >> "$stage/COMMIT" || true
   rm -f "$BUNDLE"
-  kv_step pack env XZ_OPT='-9 -T0' tar -C "$stage" -cJf "$BUNDLE" .
+  # bin/libkvasir.so and the kvasir-native jar (which holds the same bytes, stored) go first and
+  # next to each other, so xz's window sees both; then everything else.
+  (cd "$stage" && { ls bin/libkvasir.so lib/kvasir-native-*.jar 2>/dev/null
+                    find . -mindepth 1 ! -type d | sed 's|^\./||' | grep -v -e '^bin/libkvasir\.so$' -e '^lib/kvasir-native-'
+                  } > "$BUNDLE_DIR/files.txt")
+  kv_step pack env XZ_OPT='-9 -T1' tar -C "$stage" -cJf "$BUNDLE" --no-recursion -T "$BUNDLE_DIR/files.txt"
+  rm -f "$BUNDLE_DIR/files.txt"
   rm -rf "$stage"
   check_size
   kv_say "ready: run 'bash ci/gpu.sh remote' on the device with carry [\".gpu\"]"
@@ -82,6 +88,16 @@ pack_java() {
     esac
     cp "$jar" "$stage/lib/"
   done
+  # The kvasir-native jar carries libkvasir.so as well: put the stripped copy of bin/ in it and
+  # store it uncompressed, so that xz finds the two copies identical and keeps one (-9 has a
+  # 64 MiB window).
+  local native_jar stripped
+  native_jar=$(ls "$stage"/lib/kvasir-native-*.jar)
+  stripped=$(mktemp -d)
+  mkdir -p "$stripped/io/kvasir/nativeapi/linux-x86_64"
+  cp "$stage/bin/libkvasir.so" "$stripped/io/kvasir/nativeapi/linux-x86_64/libkvasir.so"
+  (cd "$stripped" && zip -q -0 "$native_jar" io/kvasir/nativeapi/linux-x86_64/libkvasir.so)
+  rm -rf "$stripped"
   # DJL's tokenizers jar carries its native library for every platform; keep linux-x86_64.
   for jar in "$stage"/lib/tokenizers-*.jar; do
     [[ -f $jar ]] && zip -q -d "$jar" 'native/lib/osx-*' 'native/lib/win-*' 'native/lib/linux-aarch64/*' >/dev/null 2>&1 || true

@@ -138,11 +138,22 @@ class ModelTest : public ::testing::TestWithParam<ModelParam> {
   kv_dtype dtype() const { return GetParam().dtype; }
   bool exact() const { return backend() == KV_BACKEND_CPU; }
 
-  // Equal bit for bit on the CPU; on CUDA within 1e-3 of the largest logit (fp32 rounding of
-  // differently ordered sums, far below the gaps that decide tokens).
-  void expect_same_logits(const float* a, const float* b, int n, const std::string& what) const {
+  // Equal bit for bit on the CPU; on CUDA in fp32 within 1e-3 of the largest logit (fp32 rounding
+  // of differently ordered sums, far below the gaps that decide tokens). On CUDA in bf16 a
+  // differently ordered sum can flip the bf16 rounding of an activation at any rounding site (a
+  // relative change of at most 2^-8 there), so the bound is CudaLogitsMatchTheCpu's: 4.5 sqrt(6 L
+  // + 1) 2^-8 of the logits' spread (seen: 0.0075 on logits of spread ~1, seed 2189827360946098122).
+  void expect_same_logits(const float* a, const float* b, int n, const std::string& what, int layers = 2) const {
     if (exact()) {
       EXPECT_EQ(0, std::memcmp(a, b, static_cast<size_t>(n) * sizeof(float))) << what;
+      return;
+    }
+    if (dtype() == KV_DTYPE_BF16) {
+      double mean = 0, var = 0, worst = 0;
+      for (int i = 0; i < n; ++i) mean += a[i] / n;
+      for (int i = 0; i < n; ++i) var += (a[i] - mean) * (a[i] - mean) / n;
+      for (int i = 0; i < n; ++i) worst = std::max(worst, static_cast<double>(std::fabs(a[i] - b[i])));
+      EXPECT_LE(worst, 4.5 * std::sqrt(6.0 * layers + 1) / 256.0 * std::sqrt(var)) << what;
       return;
     }
     float scale = 0.f, worst = 0.f;
