@@ -486,6 +486,27 @@ final class KvasirLibrary {
   @Cast("uint64_t")
   static native long kv_kv_cache_bytes(kv_kv_cache cache);
 
+  @Cast("kv_status")
+  static native int kv_paged_cache_init(kv_model model, int num_pages, int page_tokens, int key_summaries,
+      @ByPtrPtr kv_kv_cache out);
+
+  @Cast("kv_status")
+  static native int kv_paged_cache_copy_pages(kv_kv_cache cache, @Cast("const int32_t*") int[] src,
+      @Cast("const int32_t*") int[] dst, int num_copies);
+
+  /**
+   * kv_model_step over a paged cache. {@code policy} is {selection, top_k}: a kv_step_policy is
+   * two int32 fields, so an int[2] has its layout (null passes NULL: every page).
+   */
+  @Cast("kv_status")
+  static native int kv_model_step_paged(kv_model model, kv_kv_cache cache, int num_seqs,
+      @Cast("const int32_t*") int[] page_tables, int table_stride, @Cast("const int32_t*") int[] start_pos,
+      @Cast("const int32_t*") int[] num_new, @Cast("const int32_t*") int[] token_ids,
+      @Cast("const kv_step_policy*") int[] policy, @Cast("const float*") float[] temperature,
+      @Cast("const int32_t*") int[] top_k, @Cast("const float*") float[] top_p, @Cast("const float*") float[] min_p,
+      @Cast("const float*") float[] repetition_penalty, @Cast("const uint64_t*") long[] seed,
+      @Cast("const uint64_t*") long[] request_id, @Cast("int32_t*") int[] sampled, @Cast("float*") float[] logits);
+
   /** Arrays are copied in (and {@code sampled}, {@code logits} back out); null passes NULL. */
   @Cast("kv_status")
   static native int kv_model_step(kv_model model, kv_kv_cache cache, int num_seqs, @Cast("const int32_t*") int[] slots,

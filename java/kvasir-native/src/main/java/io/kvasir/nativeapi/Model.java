@@ -147,4 +147,42 @@ public final class Model extends NativeHandle {
         batch.topPs(), batch.minPs(), batch.repetitionPenalties(), batch.seeds(), batch.requestIds(), sampled, logits));
     return new StepResult(sampled, logits, shape.vocabSize());
   }
+
+  /**
+   * Runs one forward step over a paged cache and samples the next token of each sequence.
+   *
+   * @throws KvasirException naming the offending sequence, page or token when the batch does not fit
+   */
+  public StepResult stepPaged(PagedKvCache cache, PagedStepBatch batch) {
+    Objects.requireNonNull(cache, "cache");
+    Objects.requireNonNull(batch, "batch");
+    if (cache.model() != this) {
+      throw new IllegalArgumentException("the cache belongs to another model");
+    }
+    int n = batch.size();
+    float[] temperature = new float[n];
+    int[] topK = new int[n];
+    float[] topP = new float[n];
+    float[] minP = new float[n];
+    float[] penalty = new float[n];
+    long[] seed = new long[n];
+    long[] requestId = new long[n];
+    for (int i = 0; i < n; ++i) {
+      StepBatch.Sampling s = batch.sampling(i);
+      temperature[i] = s.temperature();
+      topK[i] = s.topK();
+      topP[i] = s.topP();
+      minP[i] = s.minP();
+      penalty[i] = s.repetitionPenalty();
+      seed[i] = s.seed();
+      requestId[i] = s.requestId();
+    }
+    int stride = batch.tableStride();
+    int[] sampled = new int[n];
+    float[] logits = batch.wantLogits() ? new float[Math.multiplyExact(n, shape.vocabSize())] : null;
+    KvasirException.check(KvasirLibrary.kv_model_step_paged(nativeHandle(), cache.nativeHandle(), n,
+        batch.pageTables(stride), stride, batch.startPositions(), batch.newTokenCounts(), batch.tokens(),
+        batch.policy(), temperature, topK, topP, minP, penalty, seed, requestId, sampled, logits));
+    return new StepResult(sampled, logits, shape.vocabSize());
+  }
 }
