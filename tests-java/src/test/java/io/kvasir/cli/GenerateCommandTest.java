@@ -63,6 +63,30 @@ class GenerateCommandTest {
   }
 
   @Test
+  void aCachePolicyGivesTheSameGreedyTokensAndBadSpecsAreRefused() {
+    String[] base = {"generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8,9,10,11,12,13,14,15,16,17,18,19",
+        "--max-tokens", "8", "--ignore-eos", "--greedy-ids", "--dtype", "f32"};
+    Run plain = run(base);
+    assertEquals(0, plain.exit(), plain.err());
+    String ids = plain.out().lines().filter(l -> l.startsWith("ids: ")).findFirst().orElseThrow();
+    for (String[] extra : new String[][] {{"--policy", "full"}, {"--policy", "quest:k=64", "--page-tokens", "4"},
+        {"--policy", "full", "--no-prefix-cache"}}) {
+      String[] args = java.util.Arrays.copyOf(base, base.length + extra.length);
+      System.arraycopy(extra, 0, args, base.length, extra.length);
+      Run r = run(args);
+      assertEquals(0, r.exit(), r.err());
+      assertEquals(ids, r.out().lines().filter(l -> l.startsWith("ids: ")).findFirst().orElseThrow(),
+          String.join(" ", extra));
+    }
+    Run bad = run("generate", "--model", "tiny:llama", "--prompt-ids", "1", "--policy", "qest:k=4");
+    assertEquals(2, bad.exit());
+    assertTrue(bad.err().contains("qest") && bad.err().contains("quest"), bad.err());
+    Run lonely = run("generate", "--model", "tiny:llama", "--prompt-ids", "1", "--no-prefix-cache");
+    assertEquals(2, lonely.exit());
+    assertTrue(lonely.err().contains("--no-prefix-cache needs --policy"), lonely.err());
+  }
+
+  @Test
   void textPromptsGoThroughTheTokenizerAndTheChatTemplate() {
     Run r = run("generate", "--model", "tiny:qwen3", "--prompt", "Hello, KV cache", "--chat", "--system", "Be brief",
         "--max-tokens", "4", "--ignore-eos");

@@ -1,6 +1,7 @@
 package io.kvasir.cli;
 
 import io.kvasir.engine.Engine;
+import io.kvasir.policy.Policy;
 import io.kvasir.engine.GenerationRequest;
 import io.kvasir.engine.GenerationResult;
 import io.kvasir.engine.GenerationStats;
@@ -143,6 +144,17 @@ final class GenerateCommand implements Callable<Integer> {
       + " Kvasir's GEMV for projections, larger ones cuBLAS (0..16; default 8).")
   Integer gemvMaxRows;
 
+  @Option(names = "--policy", paramLabel = "SPEC", description = "Cache policy: components joined by '+', each"
+      + " name[:param=value,...] (full, quest:k=64 or quest:k_tokens=1024, prefix, bf16). Runs a paged cache with"
+      + " continuous batching and prefix caching; CPU only in this build. Default: slot caches, no policy.")
+  String policy;
+
+  @Option(names = "--no-prefix-cache", description = "With --policy: do not share full pages across requests.")
+  boolean noPrefixCache;
+
+  @Option(names = "--page-tokens", defaultValue = "16", description = "With --policy: tokens per KV page (default ${DEFAULT-VALUE}).")
+  int pageTokens;
+
   @Override
   public Integer call() {
     PrintWriter out = spec.commandLine().getOut();
@@ -176,6 +188,19 @@ final class GenerateCommand implements Callable<Integer> {
     }
     if (tokenizer != null) {
       builder.optTokenizer(tokenizer);
+    }
+    if (noPrefixCache && policy == null) {
+      err.println("error: --no-prefix-cache needs --policy");
+      return 2;
+    }
+    if (policy != null) {
+      try {
+        Policy parsed = Policy.parse(policy);
+        builder.optPolicy(noPrefixCache ? parsed.withoutPrefixCache() : parsed).optPageTokens(pageTokens);
+      } catch (IllegalArgumentException e) {  // PolicySpecException included
+        err.println("error: --policy: " + e.getMessage());
+        return 2;
+      }
     }
     try (Engine engine = builder.build()) {
       if (noCudaGraphs) {

@@ -161,7 +161,7 @@ final class BatchRun {
     }
     s.generated.add(token);
     String delta = s.detokenizer == null ? null : s.detokenizer.push(token);
-    String visible = delta == null ? null : appendText(s, delta);
+    String visible = delta == null ? null : appendText(s.text, s.request.stopStrings(), delta);
     if (s.listener != null) {
       s.listener.onToken(token, visible);
     }
@@ -176,12 +176,12 @@ final class BatchRun {
 
   // Appends text up to the first stop string (which ends the output) and returns what was
   // appended. Text is not held back while a stop string might still be forming.
-  private static String appendText(Seq s, String delta) {
-    int before = s.text.length();
-    s.text.append(delta);
+  static String appendText(StringBuilder text, List<String> stopStrings, String delta) {
+    int before = text.length();
+    text.append(delta);
     int cut = -1;
-    for (String stop : s.request.stopStrings()) {
-      int at = s.text.indexOf(stop, Math.max(0, before - stop.length() + 1));
+    for (String stop : stopStrings) {
+      int at = text.indexOf(stop, Math.max(0, before - stop.length() + 1));
       if (at >= 0 && (cut < 0 || at < cut)) {
         cut = at;
       }
@@ -189,8 +189,8 @@ final class BatchRun {
     if (cut < 0) {
       return delta;
     }
-    s.text.setLength(cut);
-    return cut > before ? s.text.substring(before) : "";
+    text.setLength(cut);
+    return cut > before ? text.substring(before) : "";
   }
 
   private GenerationResult result(Seq s, long start) {

@@ -1,5 +1,8 @@
 package io.kvasir.engine;
 
+import io.kvasir.cache.KvCacheManager;
+import io.kvasir.cache.PageLayout;
+import io.kvasir.cache.PagePool;
 import io.kvasir.nativeapi.Backend;
 import io.kvasir.nativeapi.DType;
 import io.kvasir.nativeapi.KvCache;
@@ -7,6 +10,10 @@ import io.kvasir.nativeapi.Model;
 import io.kvasir.model.tokenizer.ChatMessage;
 import io.kvasir.model.tokenizer.Tokenizer;
 import io.kvasir.nativeapi.ModelShape;
+import io.kvasir.nativeapi.PagedKvCache;
+import io.kvasir.policy.Policy;
+import io.kvasir.policy.spi.CachePolicy;
+import io.kvasir.sched.SchedulerConfig;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -40,8 +47,17 @@ public final class Engine implements AutoCloseable {
   private final int[] eosIds;
   private final int maxStepTokens;
   private final AtomicLong requestIds = new AtomicLong(1);
+  private final Paged paged;  // null: no cache policy, slot caches (static batching)
 
-  private Engine(String modelName, Model model, KvCache cache, TextCodec codec, int[] eosIds, int maxStepTokens) {
+  /**
+   * The paged cache of an engine built with a cache policy: pages, their manager (which keeps the
+   * prefix cache across calls) and the policy.
+   */
+  private record Paged(PagedKvCache cache, KvCacheManager kv, CachePolicy policy, SchedulerConfig config) {}
+
+  private Engine(String modelName, Model model, KvCache cache, TextCodec codec, int[] eosIds, int maxStepTokens,
+      Paged paged) {
+    this.paged = paged;
     this.modelName = modelName;
     this.model = model;
     this.cache = cache;
@@ -156,6 +172,10 @@ public final class Engine implements AutoCloseable {
     if (listeners != null && listeners.size() != requests.size()) {
       throw new IllegalArgumentException(listeners.size() + " listeners for " + requests.size() + " requests");
     }
+    if (paged != null) {
+      PagedRun run = new PagedRun(model, paged.cache(), paged.kv(), paged.policy(), paged.config(), codec, eosIds);
+      return run.run(requests, listeners, requestIds.getAndAdd(requests.size()));
+    }
     BatchRun run = new BatchRun(model, cache, codec, eosIds, maxStepTokens);
     List<GenerationResult> out = new ArrayList<>();
     for (int from = 0; from < requests.size(); from += cache.slots()) {
@@ -189,6 +209,9 @@ public final class Engine implements AutoCloseable {
   @Override
   public void close() {
     try {
+      if (paged != null) {
+        paged.cache().close();
+      }
       cache.close();
     } finally {
       try {
@@ -201,7 +224,10 @@ public final class Engine implements AutoCloseable {
     }
   }
 
-  private static void closeQuietly(KvCache cache, Model model) {
+  private static void closeQuietly(PagedKvCache paged, KvCache cache, Model model) {
+    if (paged != null) {
+      paged.close();
+    }
     if (cache != null) {
       cache.close();
     }
@@ -219,6 +245,8 @@ public final class Engine implements AutoCloseable {
     private int maxStepTokens = 2048;
     private long syntheticSeed = 0;
     private Path tokenizerDir;
+    private Policy policy;
+    private int pageTokens = PageLayout.DEFAULT_PAGE_TOKENS;
 
     /**
      * A Hugging Face model directory, {@code kvasir-ref} (the shipped reference model, see
@@ -273,6 +301,33 @@ public final class Engine implements AutoCloseable {
     }
 
     /** Seed of a synthetic model's random weights. */
+    /**
+     * Runs requests under a cache policy (spec syntax of {@link Policy#parse}, e.g. {@code "full"},
+     * {@code "quest:k=64"}): a paged cache of maxBatch x maxContext tokens, the continuous-batching
+     * scheduler and, where the policy allows it, prefix caching across calls. CPU models only in
+     * this build; without a policy the engine runs slot caches with static batching.
+     *
+     * @throws io.kvasir.policy.PolicySpecException naming the spec when it is not valid
+     */
+    public Builder optPolicy(String spec) {
+      return optPolicy(Policy.parse(spec));
+    }
+
+    /** A parsed cache policy (e.g. {@code Policy.parse(spec).withoutPrefixCache()}). */
+    public Builder optPolicy(Policy parsed) {
+      this.policy = Objects.requireNonNull(parsed, "policy");
+      return this;
+    }
+
+    /** Tokens per page of a policy's paged cache (default 16). */
+    public Builder optPageTokens(int tokens) {
+      if (tokens < 1 || tokens > 256) {
+        throw new IllegalArgumentException("page tokens must be in [1, 256], not " + tokens);
+      }
+      this.pageTokens = tokens;
+      return this;
+    }
+
     public Builder optSyntheticSeed(long seed) {
       this.syntheticSeed = seed;
       return this;
@@ -292,6 +347,10 @@ public final class Engine implements AutoCloseable {
     public Engine build() {
       if (model == null) {
         throw new IllegalStateException("setModel(...) is required");
+      }
+      if (policy != null && backend != Backend.CPU) {
+        throw new IllegalArgumentException("cache policy '" + policy.spec() + "': paged KV caches run on the CPU "
+            + "backend in this build (the CUDA paged step is not implemented yet); drop the policy on " + backend);
       }
       Model m;
       Path modelDir = null;
@@ -320,6 +379,7 @@ public final class Engine implements AutoCloseable {
         }
       }
       KvCache c = null;
+      PagedKvCache pc = null;
       TextCodec codec = null;
       try {
         c = KvCache.create(m, maxBatch, Math.min(maxContext, m.shape().maxPositions()));
@@ -331,12 +391,22 @@ public final class Engine implements AutoCloseable {
             : SyntheticModels.isSynthetic(model) ? new int[0] : GenerationConfigEos.read(modelDir);
         LOG.info("engine ready: {} on {}:{}, {} MiB weights, KV cache {} MiB for {} x {} tokens", model, backend,
             device, m.weightBytes() >> 20, c.bytes() >> 20, c.slots(), c.capacity());
-        return new Engine(model, m, c, codec, eos, maxStepTokens);
+        Paged p = null;
+        if (policy != null) {
+          CachePolicy cp = CachePolicy.build(policy, pageTokens);
+          int context = c.capacity();
+          int pages = Math.multiplyExact(maxBatch, (context + pageTokens - 1) / pageTokens + 1);
+          pc = PagedKvCache.create(m, pages, pageTokens, cp.keySummaries());
+          KvCacheManager kv = new KvCacheManager(new PagePool(pages), pageTokens, cp.prefixCache());
+          p = new Paged(pc, kv, cp, new SchedulerConfig(Math.max(maxStepTokens, maxBatch), maxBatch, context + 1));
+          LOG.info("cache policy {}: {} pages of {} tokens ({} MiB)", cp, pages, pageTokens, pc.bytes() >> 20);
+        }
+        return new Engine(model, m, c, codec, eos, maxStepTokens, p);
       } catch (IOException e) {
-        closeQuietly(c, m);
+        closeQuietly(pc, c, m);
         throw new UncheckedIOException(e.getMessage(), e);
       } catch (RuntimeException | Error e) {
-        closeQuietly(c, m);
+        closeQuietly(pc, c, m);
         throw e;
       }
     }

@@ -1,0 +1,116 @@
+package io.kvasir.engine;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.kvasir.nativeapi.Backend;
+import io.kvasir.nativeapi.DType;
+import io.kvasir.policy.PolicySpecException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The engine under a cache policy (paged cache, continuous batching, prefix caching) against the
+ * engine without one (slot caches, static batching) on the same model and requests: the CPU step
+ * is exact under paging, batching and chunking, so every result must be the same, token for
+ * token, whatever the policy's scheduling did. Quest with K covering every page is full attention.
+ */
+class EnginePolicyTest {
+  @TempDir
+  Path tmp;
+
+  @BeforeEach
+  void isolateTheModelCache() {
+    System.setProperty("kvasir.cache", tmp.toString());
+  }
+
+  @AfterEach
+  void restore() {
+    System.clearProperty("kvasir.cache");
+  }
+
+  private static Engine engine(String policy, int batch) {
+    Engine.Builder b = Engine.builder().setModel("tiny:llama").optDevice(Backend.CPU, 0).optDtype(DType.BF16)
+        .optMaxContext(160).optMaxBatch(batch).optMaxStepTokens(64).optPageTokens(8);
+    if (policy != null) {
+      b.optPolicy(policy);
+    }
+    return b.build();
+  }
+
+  private static List<GenerationRequest> requests(Engine e, long seed) {
+    SplittableRandom rng = new SplittableRandom(seed);
+    int[] shared = e.encode("A shared system prompt that several requests start with, long enough for pages.");
+    List<GenerationRequest> out = new ArrayList<>();
+    for (int i = 0; i < 12; ++i) {
+      int[] own = e.encode(" request " + i + " asks " + rng.nextInt(1000));
+      int[] prompt = new int[shared.length + own.length];
+      System.arraycopy(shared, 0, prompt, 0, shared.length);
+      System.arraycopy(own, 0, prompt, shared.length, own.length);
+      SamplingParams sampling = i % 3 == 0 ? SamplingParams.greedy() : SamplingParams.sample(0.8f, seed + i);
+      out.add(GenerationRequest.of(i % 4 == 0 ? own : prompt, 5 + rng.nextInt(30), sampling)
+          .withIgnoreEos(i % 2 == 0));
+    }
+    return out;
+  }
+
+  private static void assertSameResults(List<GenerationResult> want, List<GenerationResult> got, String what) {
+    assertEquals(want.size(), got.size());
+    for (int i = 0; i < want.size(); ++i) {
+      assertArrayEquals(want.get(i).tokens(), got.get(i).tokens(), what + ": request " + i);
+      assertEquals(want.get(i).finishReason(), got.get(i).finishReason(), what + ": request " + i);
+      assertEquals(want.get(i).text(), got.get(i).text(), what + ": request " + i);
+    }
+  }
+
+  @Test
+  void policiesGiveTheSlotEnginesResultsWithContinuousBatchingAndPrefixCaching() {
+    long seed = 20261129L;
+    List<GenerationResult> want;
+    List<GenerationResult> wantAgain;  // request ids go on counting, and sampling is keyed by them
+    try (Engine slots = engine(null, 4)) {
+      want = slots.generateAll(requests(slots, seed), null);
+      wantAgain = slots.generateAll(requests(slots, seed), null);
+    }
+    for (String policy : new String[] {"full", "full+prefix", "quest:k=20"}) {
+      // Three sequences' worth of pages for twelve requests: the scheduler queues and preempts.
+      try (Engine paged = engine(policy, 3)) {
+        List<GenerationResult> first = paged.generateAll(requests(paged, seed), null);
+        assertSameResults(want, first, policy);
+        // Again on the same engine: the prefix cache now holds the shared prompt.
+        assertSameResults(wantAgain, paged.generateAll(requests(paged, seed), null), policy + ", second call");
+      }
+    }
+  }
+
+  @Test
+  void aSmallQuestKChangesWhatLongSequencesAttend() {
+    try (Engine full = engine("full", 2); Engine quest = engine("quest:k=2", 2)) {
+      GenerationRequest r = GenerationRequest.of(full.encode("x".repeat(120)), 30, SamplingParams.greedy())
+          .withIgnoreEos(true);
+      GenerationResult a = full.generate(r);
+      GenerationResult b = quest.generate(r);
+      assertEquals(30, b.tokens().length);
+      assertTrue(a.stats().promptTokens() > 16, "the prompt spans more than two pages");
+      // Quest attends 2 of 16+ pages per decode token: the logits move (tokens may or may not).
+      assertEquals(a.tokens()[0], b.tokens()[0], "the first token comes from prefill, which attends every page");
+    }
+  }
+
+  @Test
+  void badPoliciesAreRefusedByName() {
+    PolicySpecException e = assertThrows(PolicySpecException.class, () -> engine("quest:k=0", 2));
+    assertTrue(e.getMessage().contains("quest"), e.getMessage());
+    IllegalArgumentException cuda = assertThrows(IllegalArgumentException.class, () -> Engine.builder()
+        .setModel("tiny:llama").optDevice(Backend.CUDA, 0).optPolicy("full").build());
+    assertTrue(cuda.getMessage().contains("CPU") || cuda.getMessage().contains("CUDA"), cuda.getMessage());
+  }
+}
