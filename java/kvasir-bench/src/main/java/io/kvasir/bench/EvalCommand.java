@@ -136,6 +136,7 @@ final class EvalCommand implements Callable<Integer> {
     ObjectNode root = json.createObjectNode();
     root.put("model", engine.modelName());
     root.put("device", modelOptions.deviceLabel());
+    root.put("policy", modelOptions.policy == null ? "none (slot caches)" : modelOptions.policy);
     String commit = System.getenv("KVASIR_GIT_COMMIT");
     if (commit != null && !commit.isEmpty()) {
       root.put("git_commit", commit);

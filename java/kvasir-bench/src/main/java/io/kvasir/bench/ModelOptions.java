@@ -41,6 +41,10 @@ final class ModelOptions {
       + " models, or to override the model's).")
   Path tokenizer;
 
+  @Option(names = "--policy", paramLabel = "SPEC", description = "Cache policy (e.g. full, quest:k=16): a paged"
+      + " cache with continuous batching; CPU only in this build. Default: slot caches, no policy.")
+  String policy;
+
   Backend backend() {
     return device == Device.cuda ? Backend.CUDA : Backend.CPU;
   }
@@ -78,6 +82,9 @@ final class ModelOptions {
     }
     if (tokenizer != null) {
       builder.optTokenizer(tokenizer);
+    }
+    if (policy != null) {
+      builder.optPolicy(policy);
     }
     return builder.build();
   }
