@@ -92,6 +92,30 @@ class EnginePolicyTest {
   }
 
   @Test
+  void aTightBudgetInTokensPreemptsYetGivesTheSameResultsAndTooSmallBudgetsAreRefused() {
+    long seed = 7L;
+    List<GenerationResult> want;
+    try (Engine slots = engine(null, 4)) {
+      want = slots.generateAll(requests(slots, seed), null);
+    }
+    // 200 tokens: one long request and a little more at a time.
+    try (Engine tight = Engine.builder().setModel("tiny:llama").optDevice(Backend.CPU, 0).optDtype(DType.BF16)
+        .optMaxContext(160).optMaxBatch(4).optMaxStepTokens(64).optPageTokens(8).optPolicy("full")
+        .optKvBudget("200tokens").build()) {
+      assertSameResults(want, tight.generateAll(requests(tight, seed), null), "200-token budget");
+    }
+    IllegalArgumentException none = assertThrows(IllegalArgumentException.class, () -> Engine.builder()
+        .setModel("tiny:llama").optDevice(Backend.CPU, 0).optPolicy("full").optKvBudget("1KiB").build());
+    assertTrue(none.getMessage().contains("holds no page"), none.getMessage());
+    try (Engine small = Engine.builder().setModel("tiny:llama").optDevice(Backend.CPU, 0).optMaxContext(160)
+        .optPageTokens(8).optPolicy("full").optKvBudget("64tokens").build()) {
+      IllegalArgumentException big = assertThrows(IllegalArgumentException.class, () -> small.generate(
+          GenerationRequest.of(new int[100], 10, SamplingParams.greedy())));
+      assertTrue(big.getMessage().contains("do not fit the KV cache"), big.getMessage());
+    }
+  }
+
+  @Test
   void aSmallQuestKChangesWhatLongSequencesAttend() {
     try (Engine full = engine("full", 2); Engine quest = engine("quest:k=2", 2)) {
       GenerationRequest r = GenerationRequest.of(full.encode("x".repeat(120)), 30, SamplingParams.greedy())

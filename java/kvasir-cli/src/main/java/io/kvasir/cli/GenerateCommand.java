@@ -152,6 +152,10 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--no-prefix-cache", description = "With --policy: do not share full pages across requests.")
   boolean noPrefixCache;
 
+  @Option(names = "--kv-budget", paramLabel = "BYTES|TOKENS", description = "With --policy: KV memory, in bytes"
+      + " (2GiB, 512MB) or tokens (65536tokens, 64Ktok); default: --batch sequences of --max-context tokens.")
+  String kvBudget;
+
   @Option(names = "--page-tokens", defaultValue = "16", description = "With --policy: tokens per KV page (default ${DEFAULT-VALUE}).")
   int pageTokens;
 
@@ -189,14 +193,17 @@ final class GenerateCommand implements Callable<Integer> {
     if (tokenizer != null) {
       builder.optTokenizer(tokenizer);
     }
-    if (noPrefixCache && policy == null) {
-      err.println("error: --no-prefix-cache needs --policy");
+    if ((noPrefixCache || kvBudget != null) && policy == null) {
+      err.println("error: " + (noPrefixCache ? "--no-prefix-cache" : "--kv-budget") + " needs --policy");
       return 2;
     }
     if (policy != null) {
       try {
         Policy parsed = Policy.parse(policy);
         builder.optPolicy(noPrefixCache ? parsed.withoutPrefixCache() : parsed).optPageTokens(pageTokens);
+        if (kvBudget != null) {
+          builder.optKvBudget(kvBudget);
+        }
       } catch (IllegalArgumentException e) {  // PolicySpecException included
         err.println("error: --policy: " + e.getMessage());
         return 2;

@@ -1,5 +1,6 @@
 package io.kvasir.engine;
 
+import io.kvasir.cache.KvBudget;
 import io.kvasir.cache.KvCacheManager;
 import io.kvasir.cache.PageLayout;
 import io.kvasir.cache.PagePool;
@@ -247,6 +248,7 @@ public final class Engine implements AutoCloseable {
     private Path tokenizerDir;
     private Policy policy;
     private int pageTokens = PageLayout.DEFAULT_PAGE_TOKENS;
+    private KvBudget kvBudget;
 
     /**
      * A Hugging Face model directory, {@code kvasir-ref} (the shipped reference model, see
@@ -316,6 +318,15 @@ public final class Engine implements AutoCloseable {
     /** A parsed cache policy (e.g. {@code Policy.parse(spec).withoutPrefixCache()}). */
     public Builder optPolicy(Policy parsed) {
       this.policy = Objects.requireNonNull(parsed, "policy");
+      return this;
+    }
+
+    /**
+     * The memory of a policy's paged cache, in bytes or tokens ({@code "2GiB"}, {@code "65536tokens"};
+     * {@link KvBudget#parse}); default: maxBatch sequences of maxContext tokens.
+     */
+    public Builder optKvBudget(String budget) {
+      this.kvBudget = KvBudget.parse(budget);
       return this;
     }
 
@@ -395,7 +406,16 @@ public final class Engine implements AutoCloseable {
         if (policy != null) {
           CachePolicy cp = CachePolicy.build(policy, pageTokens);
           int context = c.capacity();
-          int pages = Math.multiplyExact(maxBatch, (context + pageTokens - 1) / pageTokens + 1);
+          ModelShape ms = m.shape();
+          PageLayout layout = new PageLayout(pageTokens, ms.numLayers(), ms.numKvHeads(), ms.headDim(),
+              ms.weightDtype() == DType.F32 ? 4 : 2);
+          long wanted = kvBudget != null ? kvBudget.pages(layout)
+              : (long) maxBatch * ((context + pageTokens - 1) / pageTokens + 1);
+          if (wanted > Integer.MAX_VALUE / pageTokens) {
+            throw new IllegalArgumentException("KV budget " + kvBudget + " is " + wanted + " pages of " + pageTokens
+                + " tokens, more than one cache can index");
+          }
+          int pages = (int) wanted;
           pc = PagedKvCache.create(m, pages, pageTokens, cp.keySummaries());
           KvCacheManager kv = new KvCacheManager(new PagePool(pages), pageTokens, cp.prefixCache());
           p = new Paged(pc, kv, cp, new SchedulerConfig(Math.max(maxStepTokens, maxBatch), maxBatch, context + 1));
