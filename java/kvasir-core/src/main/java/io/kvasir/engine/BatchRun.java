@@ -18,41 +18,23 @@ import org.apache.logging.log4j.Logger;
 final class BatchRun {
   private static final Logger LOG = LogManager.getLogger(BatchRun.class);
 
-  /** One request in flight. */
+  /** One request in flight: its output so far, its slot and how far its prompt is cached. */
   private static final class Seq {
-    final GenerationRequest request;
-    final TokenListener listener;
+    final SequenceOutput out;
     final int slot;
-    final long requestId;
     final int[] prompt;
-    final List<Integer> generated = new ArrayList<>();
-    final StringBuilder text = new StringBuilder();
-    final TextCodec.Detokenizer detokenizer;
     int prefilled;        // prompt tokens already in the cache
     int nextToken = -1;   // the last generated token, fed to the model next step
-    FinishReason finish;
-    long firstTokenNanos;
-    long lastTokenNanos;
-    float[] promptLogits;
 
-    Seq(GenerationRequest request, TokenListener listener, int slot, long requestId, TextCodec codec) {
-      this.request = request;
-      this.listener = listener;
+    Seq(SequenceOutput out, int slot) {
+      this.out = out;
       this.slot = slot;
-      this.requestId = requestId;
-      this.prompt = request.promptTokens();
-      this.detokenizer = codec == null ? null : codec.newDetokenizer(prompt);
+      this.prompt = out.request.promptTokens();
     }
 
     // Position of the token fed next: the last generated one.
     int feedPosition() {
-      return prompt.length + generated.size() - 1;
-    }
-
-    StepBatch.Sampling sampling() {
-      SamplingParams p = request.sampling();
-      return new StepBatch.Sampling(p.temperature(), p.topK(), p.topP(), p.minP(), p.repetitionPenalty(), p.seed(),
-          requestId);
+      return prompt.length + out.generated.size() - 1;
     }
   }
 
@@ -82,18 +64,15 @@ final class BatchRun {
         throw new IllegalArgumentException("the prompt has " + r.promptTokens().length + " tokens; the context holds "
             + cache.capacity() + " (prompt plus at least one generated token)");
       }
-      if (!r.stopStrings().isEmpty() && codec == null) {
-        throw new IllegalArgumentException("stop strings need a tokenizer; this model has none");
-      }
-      seqs.add(new Seq(r, listeners == null ? null : listeners.get(i), i, firstRequestId + i, codec));
+      seqs.add(new Seq(new SequenceOutput(r, listeners == null ? null : listeners.get(i), firstRequestId + i, codec), i));
     }
     prefill(seqs);
-    while (seqs.stream().anyMatch(s -> s.finish == null)) {
+    while (seqs.stream().anyMatch(s -> s.out.finish == null)) {
       StepBatch batch = new StepBatch();
       List<Seq> active = new ArrayList<>();
       for (Seq s : seqs) {
-        if (s.finish == null) {
-          batch.add(s.slot, s.feedPosition(), new int[] {s.nextToken}, s.sampling());
+        if (s.out.finish == null) {
+          batch.add(s.slot, s.feedPosition(), new int[] {s.nextToken}, s.out.sampling());
           active.add(s);
         }
       }
@@ -101,7 +80,7 @@ final class BatchRun {
       for (int i = 0; i < active.size(); ++i) accept(active.get(i), result.token(i));
     }
     List<GenerationResult> out = new ArrayList<>();
-    for (Seq s : seqs) out.add(result(s, start));
+    for (Seq s : seqs) out.add(s.out.result(start, model.shape().kvBytesPerToken()));
     return out;
   }
 
@@ -121,13 +100,13 @@ final class BatchRun {
         }
         int take = Math.min(remaining, budget);
         int[] chunk = java.util.Arrays.copyOfRange(s.prompt, s.prefilled, s.prefilled + take);
-        batch.add(s.slot, s.prefilled, chunk, s.sampling());
+        batch.add(s.slot, s.prefilled, chunk, s.out.sampling());
         s.prefilled += take;
         budget -= take;
         if (s.prefilled == s.prompt.length) {
           finishing.add(s);
           finishingIndex.add(index);
-          logits |= s.request.returnPromptLogits();
+          logits |= s.out.request.returnPromptLogits();
         }
         ++index;
       }
@@ -137,8 +116,8 @@ final class BatchRun {
       StepResult result = model.step(cache, batch);
       for (int i = 0; i < finishing.size(); ++i) {
         Seq s = finishing.get(i);
-        if (s.request.returnPromptLogits()) {
-          s.promptLogits = result.logits(finishingIndex.get(i));
+        if (s.out.request.returnPromptLogits()) {
+          s.out.promptLogits = result.logits(finishingIndex.get(i));
         }
         accept(s, result.token(finishingIndex.get(i)));
       }
@@ -146,71 +125,11 @@ final class BatchRun {
     }
   }
 
-  // A freshly sampled token: a stop token ends the sequence unseen; otherwise it is output, and
-  // fed next step unless a stop string, max_tokens or the context ends the sequence.
+  // A freshly sampled token; an unfinished sequence feeds it next step.
   private void accept(Seq s, int token) {
-    long now = System.nanoTime();
-    if (s.firstTokenNanos == 0) {
-      s.firstTokenNanos = now;
-    }
-    s.lastTokenNanos = now;
-    // ignore_eos ignores the model's EOS ids only; explicit stop tokens still stop (as in vLLM).
-    if ((!s.request.ignoreEos() && contains(eosIds, token)) || s.request.stopTokenIds().contains(token)) {
-      s.finish = FinishReason.STOP;
-      return;
-    }
-    s.generated.add(token);
-    String delta = s.detokenizer == null ? null : s.detokenizer.push(token);
-    String visible = delta == null ? null : appendText(s.text, s.request.stopStrings(), delta);
-    if (s.listener != null) {
-      s.listener.onToken(token, visible);
-    }
-    if (visible != null && visible.length() < delta.length()) {
-      s.finish = FinishReason.STOP;  // a stop string: the text ends before it
-    } else if (s.generated.size() >= s.request.maxTokens() || s.prompt.length + s.generated.size() > cache.capacity()) {
-      s.finish = FinishReason.LENGTH;
-    } else {
+    s.out.accept(token, eosIds, cache.capacity());
+    if (s.out.finish == null) {
       s.nextToken = token;
     }
-  }
-
-  // Appends text up to the first stop string (which ends the output) and returns what was
-  // appended. Text is not held back while a stop string might still be forming.
-  static String appendText(StringBuilder text, List<String> stopStrings, String delta) {
-    int before = text.length();
-    text.append(delta);
-    int cut = -1;
-    for (String stop : stopStrings) {
-      int at = text.indexOf(stop, Math.max(0, before - stop.length() + 1));
-      if (at >= 0 && (cut < 0 || at < cut)) {
-        cut = at;
-      }
-    }
-    if (cut < 0) {
-      return delta;
-    }
-    text.setLength(cut);
-    return cut > before ? text.substring(before) : "";
-  }
-
-  private GenerationResult result(Seq s, long start) {
-    if (s.detokenizer != null && s.finish == FinishReason.LENGTH) {
-      s.text.append(s.detokenizer.flush());
-    }
-    int[] tokens = s.generated.stream().mapToInt(Integer::intValue).toArray();
-    GenerationStats stats = new GenerationStats(s.prompt.length, tokens.length,
-        (s.firstTokenNanos - start) / 1e6, (s.lastTokenNanos - s.firstTokenNanos) / 1e6,
-        (long) (s.prompt.length + Math.max(0, tokens.length - 1)) * model.shape().kvBytesPerToken());
-    return new GenerationResult(tokens, s.detokenizer == null ? null : s.text.toString(), s.finish, stats,
-        s.promptLogits);
-  }
-
-  private static boolean contains(int[] ids, int token) {
-    for (int id : ids) {
-      if (id == token) {
-        return true;
-      }
-    }
-    return false;
   }
 }

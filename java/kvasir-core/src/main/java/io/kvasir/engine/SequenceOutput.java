@@ -1,0 +1,116 @@
+package io.kvasir.engine;
+
+import io.kvasir.nativeapi.StepBatch;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * What one request has produced so far, and the rules that end it, shared by both ways the
+ * engine runs requests ({@link BatchRun} on slot caches, {@link PagedRun} under a cache policy):
+ * an EOS or stop id ends a sequence unseen, a stop string cuts the text before it, and
+ * {@code maxTokens} or the context end it with LENGTH.
+ */
+final class SequenceOutput {
+  final GenerationRequest request;
+  final TokenListener listener;
+  final long requestId;
+  final List<Integer> generated = new ArrayList<>();
+  final StringBuilder text = new StringBuilder();
+  final TextCodec.Detokenizer detokenizer;
+  FinishReason finish;
+  long firstTokenNanos;
+  long lastTokenNanos;
+  float[] promptLogits;
+
+  SequenceOutput(GenerationRequest request, TokenListener listener, long requestId, TextCodec codec) {
+    if (!request.stopStrings().isEmpty() && codec == null) {
+      throw new IllegalArgumentException("stop strings need a tokenizer; this model has none");
+    }
+    this.request = request;
+    this.listener = listener;
+    this.requestId = requestId;
+    this.detokenizer = codec == null ? null : codec.newDetokenizer(request.promptTokens());
+  }
+
+  StepBatch.Sampling sampling() {
+    SamplingParams p = request.sampling();
+    return new StepBatch.Sampling(p.temperature(), p.topK(), p.topP(), p.minP(), p.repetitionPenalty(), p.seed(),
+        requestId);
+  }
+
+  /** Whether {@code token} ends the sequence unseen (EOS unless ignored; explicit stop ids always). */
+  boolean isStopToken(int token, int[] eosIds) {
+    // ignore_eos ignores the model's EOS ids only; explicit stop tokens still stop (as in vLLM).
+    return (!request.ignoreEos() && contains(eosIds, token)) || request.stopTokenIds().contains(token);
+  }
+
+  /**
+   * A freshly sampled token: a stop token ends the sequence unseen; otherwise it is output, and
+   * {@link #finish} is set when a stop string, {@code maxTokens} or the context (more than
+   * {@code context} tokens in all) ends the sequence.
+   */
+  void accept(int token, int[] eosIds, int context) {
+    long now = System.nanoTime();
+    if (firstTokenNanos == 0) {
+      firstTokenNanos = now;
+    }
+    lastTokenNanos = now;
+    if (isStopToken(token, eosIds)) {
+      finish = FinishReason.STOP;
+      return;
+    }
+    generated.add(token);
+    String delta = detokenizer == null ? null : detokenizer.push(token);
+    String visible = delta == null ? null : appendText(delta);
+    if (listener != null) {
+      listener.onToken(token, visible);
+    }
+    if (visible != null && visible.length() < delta.length()) {
+      finish = FinishReason.STOP;  // a stop string: the text ends before it
+    } else if (generated.size() >= request.maxTokens() || request.promptTokens().length + generated.size() > context) {
+      finish = FinishReason.LENGTH;
+    }
+  }
+
+  // Appends text up to the first stop string (which ends the output) and returns what was
+  // appended. Text is not held back while a stop string might still be forming.
+  private String appendText(String delta) {
+    int before = text.length();
+    text.append(delta);
+    int cut = -1;
+    for (String stop : request.stopStrings()) {
+      int at = text.indexOf(stop, Math.max(0, before - stop.length() + 1));
+      if (at >= 0 && (cut < 0 || at < cut)) {
+        cut = at;
+      }
+    }
+    if (cut < 0) {
+      return delta;
+    }
+    text.setLength(cut);
+    return cut > before ? text.substring(before) : "";
+  }
+
+  GenerationResult result(long startNanos, long kvBytesPerToken) {
+    if (finish == null) {
+      finish = FinishReason.LENGTH;
+    }
+    if (detokenizer != null && finish == FinishReason.LENGTH) {
+      text.append(detokenizer.flush());
+    }
+    int[] tokens = generated.stream().mapToInt(Integer::intValue).toArray();
+    int promptLen = request.promptTokens().length;
+    GenerationStats stats = new GenerationStats(promptLen, tokens.length, (firstTokenNanos - startNanos) / 1e6,
+        (lastTokenNanos - firstTokenNanos) / 1e6, (long) (promptLen + Math.max(0, tokens.length - 1)) * kvBytesPerToken);
+    return new GenerationResult(tokens, detokenizer == null ? null : text.toString(), finish, stats, promptLogits);
+  }
+
+  static boolean contains(int[] ids, int token) {
+    for (int id : ids) {
+      if (id == token) {
+        return true;
+      }
+    }
+    return false;
+  }
+}
