@@ -398,7 +398,9 @@ KV_API uint64_t kv_paged_decode_workspace_bytes(kv_stream_t stream, int32_t batc
  * Query i of sequence b sits at position kv_lens[b] - q_len_b + i (its own K/V already appended)
  * and attends keys [0, that position]. q_len_b <= kv_lens[b]; max_q_len and max_kv_len bound them
  * (the grid is planned on the host). bf16 with head_dim 64 or 128 runs on tensor cores on CUDA
- * (probabilities rounded to bf16 before they multiply V, as in kv_attention_prefill_async).
+ * (probabilities rounded to bf16 before they multiply V, as in kv_attention_prefill_async) and
+ * needs q and o 16-byte aligned. The rows of q, o and lse are counted by q_indptr[batch], which
+ * lives in stream memory: the caller sizes them (the host cannot check).
  */
 KV_API kv_status kv_paged_prefill_async(kv_stream_t stream, kv_dtype dtype, const void* q, const int32_t* q_indptr,
                                         const kv_paged_kv* kv, const kv_page_table* table, void* o, float* lse,
