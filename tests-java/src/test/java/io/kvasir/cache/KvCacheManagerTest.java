@@ -95,6 +95,37 @@ class KvCacheManagerTest {
   }
 
   @Test
+  void truncateReleasesThePagesPastTheCutAndAPageRewrittenFromItsFirstRow() {
+    PagePool pool = new PagePool(8);
+    KvCacheManager kv = new KvCacheManager(pool, P, true);
+    prefill(kv, 1, range(0, 9));  // pages: 4 + 4 + 1
+    int[] table = kv.pageTable(1);
+    kv.fork(1, 2);
+    kv.truncate(2, 8);  // position 8 starts page 2: the child must not rewrite the shared page
+    assertEquals(2, kv.numPages(2));
+    assertEquals(1, pool.refCount(table[2]), "the parent keeps page 2 alone");
+    assertEquals(1, kv.pagesNeeded(2, 1), "a fresh page for position 8");
+    kv.truncate(2, 7);  // position 7 is inside page 1, shared: reserve copies it
+    assertEquals(1, kv.pagesNeeded(2, 1), "position 7 lands in shared page 1: a private copy");
+    assertThrows(IllegalArgumentException.class, () -> kv.truncate(2, 8), "truncate cannot grow");
+    kv.free(1);
+    kv.free(2);
+    assertEquals(0, pool.usedPages());
+    // A cut inside a published (full) page moves back to its first row: that page is never rewritten.
+    prefill(kv, 3, range(0, 8));  // two full pages, both published
+    int[] full = kv.pageTable(3);
+    kv.fork(3, 4);
+    kv.free(3);  // the child alone holds them now: no copy-on-write would protect page 1
+    assertEquals(4, kv.truncate(4, 7));
+    assertEquals(1, kv.numPages(4));
+    assertEquals(0, pool.refCount(full[1]), "the published page went back to the cache");
+    assertTrue(kv.reserve(4, 4));
+    kv.commit(4, range(4, 8), 0, 4);  // recomputed rows into an unnamed page, published anew (no "already published")
+    assertEquals(8, kv.kvLen(4));
+    kv.free(4);
+  }
+
+  @Test
   void generatedTokensArePublishedToo() {
     KvCacheManager kv = new KvCacheManager(new PagePool(8), P, true);
     prefill(kv, 1, range(0, 3));

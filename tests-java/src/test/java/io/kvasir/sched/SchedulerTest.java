@@ -76,15 +76,16 @@ class SchedulerTest {
           }
           context[pos] = (int) (v >>> 32);
         }
-        sampled.add(nextToken(context, len));
+        sampled.add(nextToken(context, len, e.seqId()));
       }
       return sampled.stream().mapToInt(Integer::intValue).toArray();
     }
   }
 
-  // The "model": a hash of the whole context (so any wrong KV token changes it).
-  static int nextToken(int[] context, int len) {
-    long h = 0x243f6a8885a308d3L;
+  // The "model": a hash of the whole context (so any wrong KV token changes it) and of the
+  // sequence id (the sampling key: the samples of one prompt draw different tokens).
+  static int nextToken(int[] context, int len, long seqId) {
+    long h = 0x243f6a8885a308d3L ^ (seqId * 0x9e3779b97f4a7c15L);
     for (int i = 0; i < len; ++i) {
       h = (h ^ context[i]) * 0x100000001b3L;
       h ^= h >>> 29;
@@ -93,12 +94,12 @@ class SchedulerTest {
   }
 
   // The same request run alone, with no paging at all.
-  static int[] solo(SchedRequest r, int maxModelLen) {
+  static int[] solo(SchedRequest r, long sampleId, int maxModelLen) {
     int[] t = Arrays.copyOf(r.prompt(), maxModelLen);
     int len = r.prompt().length;
     int outputs = 0;
     while (true) {
-      int next = nextToken(t, len);
+      int next = nextToken(t, len, sampleId);
       t[len++] = next;
       ++outputs;
       if (next == STOP || outputs >= r.maxNewTokens() || len >= maxModelLen) {
@@ -141,18 +142,30 @@ class SchedulerTest {
     Set<Long> cancelled = new HashSet<>();
     Map<Long, Finished> done = new HashMap<>();
     long nextId = 0;
+    long nextSampleId = 1_000_000;
+    int expectedDone = 0;
     int guard = 0;
-    while (done.size() < total) {
+    while (nextId < total || done.size() < expectedDone) {
       if (++guard > 2_000_000) {
-        fail("the workload did not finish: " + done.size() + " of " + total + " done, waiting "
+        fail("the workload did not finish: " + done.size() + " of " + expectedDone + " done, waiting "
             + sched.waitingCount() + ", running " + sched.runningCount());
       }
       // Arrivals: a burst now and then.
       int arrivals = nextId < total && rng.nextInt(4) == 0 ? 1 + rng.nextInt(6) : 0;
       for (int a = 0; a < arrivals && nextId < total; ++a) {
-        SchedRequest r = randomRequest(rng, nextId++, prefixes, maxModelLen);
+        int n = rng.nextInt(5) == 0 ? 2 + rng.nextInt(2) : 1;
+        long[] sampleIds = new long[n - 1];
+        for (int k = 0; k < sampleIds.length; ++k) {
+          sampleIds[k] = nextSampleId++;
+        }
+        SchedRequest r = randomRequest(rng, nextId++, prefixes, maxModelLen, sampleIds);
         requests.put(r.id(), r);
-        expected.put(r.id(), solo(r, maxModelLen));
+        expected.put(r.id(), solo(r, r.id(), maxModelLen));
+        for (long sid : sampleIds) {
+          requests.put(sid, r);
+          expected.put(sid, solo(r, sid, maxModelLen));
+        }
+        expectedDone += n;
         sched.submit(r);
       }
       if (nextId > 0 && rng.nextInt(25) == 0) {
@@ -160,6 +173,9 @@ class SchedulerTest {
         if (!done.containsKey(id)) {
           sched.cancel(id);
           cancelled.add(id);
+          for (long sid : requests.get(id).sampleIds()) {
+            cancelled.add(sid);  // ended with it if they have not split off yet
+          }
         }
       }
       List<Finished> finished = new ArrayList<>();
@@ -173,11 +189,9 @@ class SchedulerTest {
         }
       }
       checkReferenceCounts(kv, sched, requests.keySet(), done.keySet());
-      if (plan.isEmpty() && !sched.hasWork() && nextId >= total) {
-        break;
-      }
     }
-    assertEquals(total, done.size(), "every request completes");
+    assertEquals(expectedDone, done.size(), "every request and every sample completes");
+    assertFalse(sched.hasWork());
     int preempted = 0;
     for (Finished f : done.values()) {
       int[] want = expected.get(f.id());
@@ -204,7 +218,8 @@ class SchedulerTest {
     }
   }
 
-  private static SchedRequest randomRequest(SplittableRandom rng, long id, int[][] prefixes, int maxModelLen) {
+  private static SchedRequest randomRequest(SplittableRandom rng, long id, int[][] prefixes, int maxModelLen,
+      long[] sampleIds) {
     int[] head = rng.nextInt(3) == 0 ? new int[0] : prefixes[rng.nextInt(prefixes.length)];
     int tail = 1 + rng.nextInt(Math.max(1, maxModelLen - head.length - 2) / 2 + 1);
     int len = Math.min(head.length + tail, maxModelLen - 1);
@@ -214,7 +229,7 @@ class SchedulerTest {
       prompt[i] = 1 + rng.nextInt(VOCAB - 1);
     }
     int maxNew = 1 + rng.nextInt(rng.nextInt(4) == 0 ? 200 : 30);
-    return new SchedRequest(id, prompt, maxNew, t -> t == STOP, 0);
+    return new SchedRequest(id, prompt, maxNew, t -> t == STOP, 0, sampleIds);
   }
 
   // Every used page's reference count equals the number of live page tables holding it.

@@ -280,6 +280,32 @@ public final class KvCacheManager {
   }
 
   /**
+   * Forgets the K and V of positions {@code newLen} and up, which the sequence will compute
+   * again (a fork's sample recomputing the prompt's last token with its own sampling). Pages
+   * wholly past the cut are released; a page the cut falls inside is kept and copied on the next
+   * write if shared, unless it is published in the prefix cache, which is never written: then
+   * the cut moves back to that page's first row and the page is released too.
+   *
+   * @return the tokens kept ({@code newLen}, or less when the cut moved back)
+   */
+  public int truncate(long seqId, int newLen) {
+    Sequence s = get(seqId);
+    if (newLen < 0 || newLen > s.kvLen) {
+      throw new IllegalArgumentException("sequence " + seqId + ": cannot truncate " + s.kvLen + " tokens to " + newLen);
+    }
+    if (newLen % pageTokens != 0 && newLen / pageTokens < s.published) {
+      newLen -= newLen % pageTokens;
+    }
+    int keep = (newLen + pageTokens - 1) / pageTokens;
+    while (s.numPages > keep) {
+      pool.release(s.pages[--s.numPages]);
+    }
+    s.kvLen = newLen;
+    s.published = Math.min(s.published, newLen / pageTokens);
+    return newLen;
+  }
+
+  /**
    * Ends a sequence: its pages lose one reference, deepest first (so the deepest, least shared
    * pages are the first a later allocation evicts from the prefix cache).
    */

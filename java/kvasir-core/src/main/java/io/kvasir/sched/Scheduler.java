@@ -35,15 +35,19 @@ import java.util.Set;
 public final class Scheduler {
   private static final class Seq {
     final SchedRequest req;
+    final long id;    // req.id(), or one of req.sampleIds() for a further sample
     int[] tokens;     // prompt followed by the output so far
     int length;       // valid entries of tokens
     int outputs;
     int preemptions;
+    boolean forkPending;  // n > 1: the samples split off once all but the last prompt token is cached
 
-    Seq(SchedRequest req) {
+    Seq(SchedRequest req, long id) {
       this.req = req;
+      this.id = id;
       this.tokens = Arrays.copyOf(req.prompt(), req.prompt().length + Math.min(req.maxNewTokens(), 64));
       this.length = req.prompt().length;
+      this.forkPending = id == req.id() && req.n() > 1;
     }
 
     void add(int token) {
@@ -61,6 +65,7 @@ public final class Scheduler {
   private final List<Seq> running = new ArrayList<>();  // admission order, oldest first
   private final Map<Long, Seq> byId = new HashMap<>();
   private final Set<Long> cancelRequests = new HashSet<>();
+  private final Set<Long> reservedSampleIds = new HashSet<>();  // samples not yet forked
   private StepPlan inFlight;
   private long preemptions;
   private long steps;
@@ -85,8 +90,19 @@ public final class Scheduler {
    *     or its longest possible sequence would not fit the KV pool even alone
    */
   public void submit(SchedRequest r) {
-    if (byId.containsKey(r.id())) {
+    if (byId.containsKey(r.id()) || reservedSampleIds.contains(r.id())) {
       throw new IllegalArgumentException("request " + r.id() + " is already queued or running");
+    }
+    Set<Long> ids = new HashSet<>();
+    ids.add(r.id());
+    for (long sid : r.sampleIds()) {
+      if (byId.containsKey(sid) || reservedSampleIds.contains(sid) || !ids.add(sid)) {
+        throw new IllegalArgumentException("request " + r.id() + ": sample id " + sid + " is not unique");
+      }
+    }
+    if (r.n() > config.maxRunning()) {
+      throw new IllegalArgumentException("request " + r.id() + ": n=" + r.n() + " samples exceed maxRunning="
+          + config.maxRunning());
     }
     int promptLen = r.prompt().length;
     if (promptLen >= config.maxModelLen()) {
@@ -101,8 +117,11 @@ public final class Scheduler {
           + "KV cache (" + kv.pool().capacity() + " pages of " + kv.pageTokens() + " tokens) even alone; raise the KV "
           + "budget or lower maxNewTokens");
     }
-    Seq s = new Seq(r);
+    Seq s = new Seq(r, r.id());
     byId.put(r.id(), s);
+    for (long sid : r.sampleIds()) {
+      reservedSampleIds.add(sid);
+    }
     waiting.addLast(s);
   }
 
@@ -151,14 +170,14 @@ public final class Scheduler {
     for (int pass = 0; pass < 2; ++pass) {
       for (int i = 0; i < running.size() && budget > 0; ++i) {
         Seq s = running.get(i);
-        int computed = kv.kvLen(s.req.id());
+        int computed = kv.kvLen(s.id);
         int remaining = s.length - computed;
         if ((pass == 0) != (remaining == 1) || scheduled.contains(s)) {
           continue;
         }
         int n = Math.min(remaining, budget);
         boolean preemptedSelf = false;
-        while (!kv.reserve(s.req.id(), n)) {
+        while (!kv.reserve(s.id, n)) {
           Seq victim = newestUnscheduled(scheduled);
           preempt(victim);
           if (victim == s) {
@@ -178,7 +197,7 @@ public final class Scheduler {
     // Waiting sequences, in order, while they fit.
     while (budget > 0 && running.size() < config.maxRunning() && !waiting.isEmpty()) {
       Seq s = waiting.peekFirst();
-      long id = s.req.id();
+      long id = s.id;
       int cached = kv.admit(id, Arrays.copyOf(s.tokens, s.length), s.req.extraKey());
       int n = Math.min(s.length - cached, budget);
       if (!kv.reserve(id, n)) {
@@ -223,6 +242,9 @@ public final class Scheduler {
       }
       int token = sampled[next++];
       s.add(token);
+      if (s.forkPending) {
+        fork(s);
+      }
       Finished.Reason reason = null;
       if (s.req.stop() != null && s.req.stop().test(token)) {
         reason = Finished.Reason.STOP;
@@ -243,8 +265,30 @@ public final class Scheduler {
     return finished;
   }
 
+  // n > 1: the prompt is prefilled once; then each further sample shares its pages and computes
+  // the prompt's last token again to sample its own first token (copy-on-write keeps the shared
+  // page intact). Samples that do not fit the running limit wait at the head of the queue,
+  // where admission finds the prompt's full pages in the prefix cache.
+  private void fork(Seq parent) {
+    parent.forkPending = false;
+    int at = running.indexOf(parent) + 1;
+    int promptLen = parent.req.prompt().length;
+    for (long sid : parent.req.sampleIds()) {
+      reservedSampleIds.remove(sid);
+      Seq child = new Seq(parent.req, sid);
+      byId.put(sid, child);
+      if (running.size() < config.maxRunning()) {
+        kv.fork(parent.id, sid);
+        kv.truncate(sid, promptLen - 1);
+        running.add(at++, child);
+      } else {
+        waiting.addFirst(child);
+      }
+    }
+  }
+
   private StepPlan.Entry entry(Seq s, int start, int n) {
-    return new StepPlan.Entry(s.req.id(), start, Arrays.copyOfRange(s.tokens, start, start + n),
+    return new StepPlan.Entry(s.id, start, Arrays.copyOfRange(s.tokens, start, start + n),
         start + n == s.length);
   }
 
@@ -259,7 +303,7 @@ public final class Scheduler {
   }
 
   private void preempt(Seq s) {
-    kv.free(s.req.id());
+    kv.free(s.id);
     running.remove(s);
     waiting.addFirst(s);
     ++s.preemptions;
@@ -267,15 +311,21 @@ public final class Scheduler {
   }
 
   private void retire(Seq s, Finished.Reason reason, List<Finished> out) {
-    if (kv.contains(s.req.id())) {
-      kv.free(s.req.id());
+    if (kv.contains(s.id)) {
+      kv.free(s.id);
     }
     running.remove(s);
     waiting.remove(s);
-    byId.remove(s.req.id());
-    cancelRequests.remove(s.req.id());
+    byId.remove(s.id);
+    cancelRequests.remove(s.id);
     int promptLen = s.req.prompt().length;
-    out.add(new Finished(s.req.id(), Arrays.copyOfRange(s.tokens, promptLen, s.length), reason, s.preemptions));
+    out.add(new Finished(s.id, Arrays.copyOfRange(s.tokens, promptLen, s.length), reason, s.preemptions));
+    if (s.forkPending) {  // cancelled before its samples split off: they end with it
+      for (long sid : s.req.sampleIds()) {
+        reservedSampleIds.remove(sid);
+        out.add(new Finished(sid, new int[0], reason, 0));
+      }
+    }
   }
 
   private void applyCancellations(List<Finished> out) {
