@@ -116,6 +116,24 @@ class EnginePolicyTest {
   }
 
   @Test
+  void samplesOfOnePromptShareItsPagesAndEqualIndependentCopies() {
+    GenerationRequest r;
+    List<GenerationResult> want;
+    try (Engine slots = engine(null, 4)) {
+      r = GenerationRequest.of(slots.encode("Samples of one prompt, shared pages, each its own draw."), 24,
+          SamplingParams.sample(1.0f, 99)).withIgnoreEos(true);
+      want = slots.generateSamples(r, 4);
+    }
+    try (Engine paged = engine("full", 4)) {
+      List<GenerationResult> got = paged.generateSamples(r, 4);
+      assertSameResults(want, got, "4 samples");
+      assertTrue(java.util.stream.IntStream.range(1, 4)
+          .anyMatch(i -> !java.util.Arrays.equals(got.get(0).tokens(), got.get(i).tokens())),
+          "samples keyed by their own request ids draw differently");
+    }
+  }
+
+  @Test
   void aSmallQuestKChangesWhatLongSequencesAttend() {
     try (Engine full = engine("full", 2); Engine quest = engine("quest:k=2", 2)) {
       GenerationRequest r = GenerationRequest.of(full.encode("x".repeat(120)), 30, SamplingParams.greedy())

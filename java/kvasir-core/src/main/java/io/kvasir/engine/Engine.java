@@ -188,6 +188,23 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
+   * {@code n} samples of one request: each draws with its own request id (the sampling key), so
+   * with temperature above 0 they differ. Under a cache policy they share the prompt's pages
+   * (prefilled once, copied on write); without one they run as {@code n} copies.
+   */
+  public synchronized List<GenerationResult> generateSamples(GenerationRequest request, int n) {
+    Objects.requireNonNull(request, "request");
+    if (n < 1) {
+      throw new IllegalArgumentException("n=" + n + " samples must be >= 1");
+    }
+    if (paged != null) {
+      PagedRun run = new PagedRun(model, paged.cache(), paged.kv(), paged.policy(), paged.config(), codec, eosIds);
+      return run.run(List.of(request), null, requestIds.getAndAdd(n), n);
+    }
+    return generateAll(java.util.Collections.nCopies(n, request), null);
+  }
+
+  /**
    * Teacher-forced log-probabilities of given token sequences (perplexity): for each sequence,
    * {@code length - 1} values where element {@code i} is the natural-log probability of
    * {@code seq[i + 1]} after {@code seq[0..i]}. Sequences run {@link #maxBatch()} at a time, one

@@ -48,6 +48,19 @@ final class PagedRun {
   }
 
   List<GenerationResult> run(List<GenerationRequest> requests, List<TokenListener> listeners, long firstRequestId) {
+    return run(requests, listeners, firstRequestId, 1);
+  }
+
+  /**
+   * Runs every request as {@code n} samples sharing the prompt's pages: request {@code i}'s
+   * samples get request ids {@code firstRequestId + i * n + j} (the sampling key); results come
+   * request by request, sample by sample. Listeners (n = 1 only) stream tokens.
+   */
+  List<GenerationResult> run(List<GenerationRequest> requests, List<TokenListener> listeners, long firstRequestId,
+      int n) {
+    if (n < 1 || (n > 1 && listeners != null)) {
+      throw new IllegalArgumentException("n=" + n + " samples must be >= 1, and stream to no listener when above 1");
+    }
     final long start = System.nanoTime();
     Scheduler sched = new Scheduler(config, kv);
     Map<Long, SequenceOutput> byId = new HashMap<>();
@@ -58,12 +71,20 @@ final class PagedRun {
         throw new IllegalArgumentException("the prompt has " + r.promptTokens().length + " tokens; the context holds "
             + (config.maxModelLen() - 1) + " (prompt plus at least one generated token)");
       }
-      SequenceOutput s = new SequenceOutput(r, listeners == null ? null : listeners.get(i), firstRequestId + i, codec);
+      long base = firstRequestId + (long) i * n;
+      long[] sampleIds = new long[n - 1];
+      for (int j = 0; j < n; ++j) {
+        SequenceOutput s = new SequenceOutput(r, listeners == null ? null : listeners.get(i), base + j, codec);
+        seqs.add(s);
+        byId.put(s.requestId, s);
+        if (j > 0) {
+          sampleIds[j - 1] = s.requestId;
+        }
+      }
+      SequenceOutput first = byId.get(base);
       // The scheduler ends a sequence on these tokens; SequenceOutput keeps them out of the output.
-      sched.submit(new SchedRequest(s.requestId, r.promptTokens(), r.maxTokens() + 1, t -> s.isStopToken(t, eosIds),
-          0));
-      seqs.add(s);
-      byId.put(s.requestId, s);
+      sched.submit(new SchedRequest(base, r.promptTokens(), r.maxTokens() + 1, t -> first.isStopToken(t, eosIds), 0,
+          sampleIds));
     }
     LayerWork work = policy.layerWork();
     long steps = 0;
