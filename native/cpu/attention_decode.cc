@@ -66,19 +66,7 @@ void attention_typed(const AttentionDecodeArgs& a) {
     }
   });
 
-  MergeArgs m;
-  m.in.count = static_cast<int32_t>(splits);
-  m.in.o_base = part_o.data();
-  m.in.lse_base = part_lse.data();
-  m.in.o_state_stride = rows * d;
-  m.in.lse_state_stride = rows;
-  m.in_dtype = KV_DTYPE_F32;
-  m.out_dtype = a.dtype;
-  m.o_out = a.o;
-  m.lse_out = a.lse;
-  m.rows = rows;
-  m.head_dim = d;
-  merge_states(m);  // with one split this is the conversion to the output dtype
+  merge_split_states(part_o.data(), part_lse.data(), splits, rows, static_cast<int32_t>(d), a.dtype, a.o, a.lse);
 }
 
 }  // namespace

@@ -8,6 +8,11 @@
 namespace kv::cpu {
 
 void merge_states(const MergeArgs& args);
+// The split-KV epilogue of the decode ops: `splits` fp32 partial states, o [splits][rows][head_dim]
+// and lse [splits][rows], merged into o (out_dtype) and lse (may be null). With one split this
+// is the conversion to the output dtype.
+void merge_split_states(const float* part_o, const float* part_lse, int64_t splits, int64_t rows, int32_t head_dim,
+                        kv_dtype out_dtype, void* o, float* lse);
 void attention_decode(const AttentionDecodeArgs& args);
 void attention_prefill(const AttentionPrefillArgs& args);
 void page_copy(const PageCopyArgs& args);

@@ -69,4 +69,21 @@ void merge_states(const MergeArgs& a) {
   else merge_typed<uint16_t, uint16_t>(a);
 }
 
+void merge_split_states(const float* part_o, const float* part_lse, int64_t splits, int64_t rows, int32_t head_dim,
+                        kv_dtype out_dtype, void* o, float* lse) {
+  MergeArgs m;
+  m.in.count = static_cast<int32_t>(splits);
+  m.in.o_base = part_o;
+  m.in.lse_base = part_lse;
+  m.in.o_state_stride = rows * head_dim;
+  m.in.lse_state_stride = rows;
+  m.in_dtype = KV_DTYPE_F32;
+  m.out_dtype = out_dtype;
+  m.o_out = o;
+  m.lse_out = lse;
+  m.rows = rows;
+  m.head_dim = head_dim;
+  merge_states(m);
+}
+
 }  // namespace kv::cpu
