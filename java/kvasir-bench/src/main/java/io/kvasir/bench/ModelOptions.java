@@ -5,7 +5,6 @@ import io.kvasir.engine.ReferenceModel;
 import io.kvasir.engine.SyntheticModels;
 import io.kvasir.nativeapi.Backend;
 import io.kvasir.nativeapi.DType;
-import io.kvasir.nativeapi.DeviceCount;
 import io.kvasir.nativeapi.Devices;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -67,13 +66,6 @@ final class ModelOptions {
   Engine build(int maxContext) {
     if (batch < 1) {
       throw new IllegalArgumentException("--batch " + batch + " must be >= 1");
-    }
-    if (backend() == Backend.CUDA) {
-      DeviceCount count = Devices.count(Backend.CUDA);
-      if (count.count() <= deviceIndex) {
-        throw new IllegalArgumentException("--device cuda: no CUDA device " + deviceIndex
-            + (count.available() ? " (" + count.count() + " found)" : ": " + count.reason()));
-      }
     }
     Engine.Builder builder = Engine.builder().setModel(model).optDevice(backend(), deviceIndex)
         .optMaxContext(maxContext).optMaxBatch(batch);

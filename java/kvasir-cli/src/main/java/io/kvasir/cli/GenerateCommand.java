@@ -10,7 +10,6 @@ import io.kvasir.engine.SyntheticModels;
 import io.kvasir.model.tokenizer.ChatMessage;
 import io.kvasir.nativeapi.Backend;
 import io.kvasir.nativeapi.DType;
-import io.kvasir.nativeapi.DeviceCount;
 import io.kvasir.nativeapi.Devices;
 import io.kvasir.nativeapi.ModelShape;
 import io.kvasir.nativeapi.Roofline;
@@ -173,14 +172,6 @@ final class GenerateCommand implements Callable<Integer> {
       return 2;
     }
     Backend backend = device == Device.cuda ? Backend.CUDA : Backend.CPU;
-    if (backend == Backend.CUDA) {
-      DeviceCount count = Devices.count(Backend.CUDA);
-      if (count.count() <= deviceIndex) {
-        err.println("error: --device cuda: no CUDA device " + deviceIndex
-            + (count.available() ? " (" + count.count() + " found)" : ": " + count.reason()));
-        return 1;
-      }
-    }
     if (batch < 1) {
       err.println("error: --batch " + batch + " must be >= 1");
       return 2;

@@ -6,6 +6,8 @@ import io.kvasir.cache.PageLayout;
 import io.kvasir.cache.PagePool;
 import io.kvasir.nativeapi.Backend;
 import io.kvasir.nativeapi.DType;
+import io.kvasir.nativeapi.DeviceCount;
+import io.kvasir.nativeapi.Devices;
 import io.kvasir.nativeapi.KvCache;
 import io.kvasir.nativeapi.Model;
 import io.kvasir.model.tokenizer.ChatMessage;
@@ -375,6 +377,13 @@ public final class Engine implements AutoCloseable {
     public Engine build() {
       if (model == null) {
         throw new IllegalStateException("setModel(...) is required");
+      }
+      if (backend == Backend.CUDA) {
+        DeviceCount count = Devices.count(Backend.CUDA);
+        if (count.count() <= device) {
+          throw new IllegalArgumentException("no CUDA device " + device
+              + (count.available() ? " (" + count.count() + " found)" : ": " + count.reason()));
+        }
       }
       if (policy != null && backend != Backend.CPU) {
         throw new IllegalArgumentException("cache policy '" + policy.spec() + "': paged KV caches run on the CPU "

@@ -142,9 +142,10 @@ public final class Model extends NativeHandle {
     int n = batch.size();
     int[] sampled = new int[n];
     float[] logits = batch.wantLogits() ? new float[Math.multiplyExact(n, shape.vocabSize())] : null;
+    SamplingColumns c = batch.samplingColumns();
     KvasirException.check(KvasirLibrary.kv_model_step(nativeHandle(), cache.nativeHandle(), n, batch.slots(),
-        batch.startPositions(), batch.newTokenCounts(), batch.tokens(), batch.temperatures(), batch.topKs(),
-        batch.topPs(), batch.minPs(), batch.repetitionPenalties(), batch.seeds(), batch.requestIds(), sampled, logits));
+        batch.startPositions(), batch.newTokenCounts(), batch.tokens(), c.temperature(), c.topK(), c.topP(), c.minP(),
+        c.repetitionPenalty(), c.seed(), c.requestId(), sampled, logits));
     return new StepResult(sampled, logits, shape.vocabSize());
   }
 
@@ -160,29 +161,14 @@ public final class Model extends NativeHandle {
       throw new IllegalArgumentException("the cache belongs to another model");
     }
     int n = batch.size();
-    float[] temperature = new float[n];
-    int[] topK = new int[n];
-    float[] topP = new float[n];
-    float[] minP = new float[n];
-    float[] penalty = new float[n];
-    long[] seed = new long[n];
-    long[] requestId = new long[n];
-    for (int i = 0; i < n; ++i) {
-      StepBatch.Sampling s = batch.sampling(i);
-      temperature[i] = s.temperature();
-      topK[i] = s.topK();
-      topP[i] = s.topP();
-      minP[i] = s.minP();
-      penalty[i] = s.repetitionPenalty();
-      seed[i] = s.seed();
-      requestId[i] = s.requestId();
-    }
+    SamplingColumns c = batch.samplingColumns();
     int stride = batch.tableStride();
     int[] sampled = new int[n];
     float[] logits = batch.wantLogits() ? new float[Math.multiplyExact(n, shape.vocabSize())] : null;
     KvasirException.check(KvasirLibrary.kv_model_step_paged(nativeHandle(), cache.nativeHandle(), n,
         batch.pageTables(stride), stride, batch.startPositions(), batch.newTokenCounts(), batch.tokens(),
-        batch.policy(), temperature, topK, topP, minP, penalty, seed, requestId, sampled, logits));
+        batch.policy(), c.temperature(), c.topK(), c.topP(), c.minP(), c.repetitionPenalty(), c.seed(), c.requestId(),
+        sampled, logits));
     return new StepResult(sampled, logits, shape.vocabSize());
   }
 }

@@ -103,7 +103,7 @@ public final class PagedStepBatch {
     return entries.stream().flatMapToInt(e -> Arrays.stream(e.tokens())).toArray();
   }
 
-  StepBatch.Sampling sampling(int i) {
-    return entries.get(i).sampling();
+  SamplingColumns samplingColumns() {
+    return SamplingColumns.of(entries.stream().map(Entry::sampling).toList());
   }
 }

@@ -64,39 +64,7 @@ public final class StepBatch {
     return entries.stream().flatMapToInt(e -> java.util.Arrays.stream(e.tokens())).toArray();
   }
 
-  float[] temperatures() {
-    float[] out = new float[size()];
-    for (int i = 0; i < out.length; ++i) out[i] = entries.get(i).sampling().temperature();
-    return out;
-  }
-
-  int[] topKs() {
-    return entries.stream().mapToInt(e -> e.sampling().topK()).toArray();
-  }
-
-  float[] topPs() {
-    float[] out = new float[size()];
-    for (int i = 0; i < out.length; ++i) out[i] = entries.get(i).sampling().topP();
-    return out;
-  }
-
-  float[] minPs() {
-    float[] out = new float[size()];
-    for (int i = 0; i < out.length; ++i) out[i] = entries.get(i).sampling().minP();
-    return out;
-  }
-
-  float[] repetitionPenalties() {
-    float[] out = new float[size()];
-    for (int i = 0; i < out.length; ++i) out[i] = entries.get(i).sampling().repetitionPenalty();
-    return out;
-  }
-
-  long[] seeds() {
-    return entries.stream().mapToLong(e -> e.sampling().seed()).toArray();
-  }
-
-  long[] requestIds() {
-    return entries.stream().mapToLong(e -> e.sampling().requestId()).toArray();
+  SamplingColumns samplingColumns() {
+    return SamplingColumns.of(entries.stream().map(Entry::sampling).toList());
   }
 }
