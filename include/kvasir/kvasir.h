@@ -591,8 +591,8 @@ KV_API kv_status kv_model_step(kv_model_t model, kv_kv_cache_t cache, int32_t nu
  * dtype), plus each cell's token id (for repetition penalties) and, with key_summaries != 0, the
  * per-page key min/max that Quest scores ([layers][pages][kv_heads][2][head_dim]). Which pages a
  * sequence owns is the caller's business (the Java KvCacheManager): every step names them.
- * Freed with kv_kv_cache_free. CPU models only in this build (the CUDA paged step is to come;
- * CUDA models refuse with KV_STATUS_UNSUPPORTED).
+ * Freed with kv_kv_cache_free. CPU and CUDA models; num_pages * page_tokens * num_kv_heads must
+ * be below 2^31 (rows are addressed with 32-bit indices on the device).
  */
 KV_API kv_status kv_paged_cache_init(kv_model_t model, int32_t num_pages, int32_t page_tokens, int32_t key_summaries,
                                      kv_kv_cache_t* out);
@@ -620,7 +620,8 @@ typedef struct kv_step_policy {
  * wrote (caches with summaries), and attends as policy says (NULL: every page) for sequences
  * with num_new = 1 and start_pos > 0; every other sequence attends all its pages. The remaining
  * arguments are those of kv_model_step. With every page attended, the result equals
- * kv_model_step on a slot cache holding the same tokens, bit for bit on the CPU.
+ * kv_model_step on a slot cache holding the same tokens, bit for bit on the CPU; on CUDA within
+ * the rounding of the attention kernels (the paged ones accumulate in a different order).
  */
 KV_API kv_status kv_model_step_paged(kv_model_t model, kv_kv_cache_t cache, int32_t num_seqs,
                                      const int32_t* page_tables, int32_t table_stride, const int32_t* start_pos,

@@ -579,15 +579,13 @@ kv_status kv_paged_cache_init(kv_model_t model, int32_t num_pages, int32_t page_
   *out = nullptr;
   KV_REQUIRE_NOT_NULL(model);
   KV_REQUIRE(!model->released, "the model was freed (kv_model_free)");
-  if (model->backend != KV_BACKEND_CPU)
-    kv::fail(KV_STATUS_UNSUPPORTED, "paged KV caches run on the CPU backend in this build; the CUDA paged model step "
-             "is not implemented yet (use kv_kv_cache_init on CUDA)");
   KV_REQUIRE(num_pages > 0, "num_pages=", num_pages, " must be > 0");
   KV_REQUIRE(page_tokens >= 1 && page_tokens <= 256, "page_tokens=", page_tokens, " must be in [1, 256]");
   const kv_model_config& c = model->cfg;
   const uint64_t esize = model->wdtype == KV_DTYPE_BF16 ? 2 : 4;
   const uint64_t cells = static_cast<uint64_t>(num_pages) * page_tokens;
-  KV_REQUIRE(cells <= (uint64_t{1} << 31), "num_pages * page_tokens = ", cells, " must be below 2^31");
+  KV_REQUIRE(cells * c.num_kv_heads < (uint64_t{1} << 31), "num_pages * page_tokens * num_kv_heads = ",
+             cells * c.num_kv_heads, " must be below 2^31");
   auto* cache = new kv_kv_cache{};
   static std::atomic<uint64_t> next_paged_serial{1ull << 62};
   cache->serial = next_paged_serial++;
@@ -605,11 +603,22 @@ kv_status kv_paged_cache_init(kv_model_t model, int32_t num_pages, int32_t page_
     cache->v = kv::mem_allocate(model->backend, model->device, KV_MEM_DEVICE, cache->kv_bytes);
     if (key_summaries)
       cache->summaries = kv::mem_allocate(model->backend, model->device, KV_MEM_DEVICE, cache->summary_bytes);
-    cache->tokens.assign(cells, 0);
+    if (model->backend == KV_BACKEND_CPU) {
+      cache->tokens.assign(cells, 0);
+    } else {
+#ifdef KV_WITH_CUDA
+      cache->device_history = kv::model::cuda::alloc_history(model->cuda, static_cast<int64_t>(cells));
+      // Summaries start as the empty range, as the CPU's zeroed pool reads before any update.
+      if (cache->summaries) kv::model::cuda::fill_zero(model->cuda, cache->summaries, cache->summary_bytes);
+#endif
+    }
   } catch (...) {
     kv::mem_release(model->backend, model->device, KV_MEM_DEVICE, cache->k, cache->kv_bytes);
     kv::mem_release(model->backend, model->device, KV_MEM_DEVICE, cache->v, cache->kv_bytes);
     kv::mem_release(model->backend, model->device, KV_MEM_DEVICE, cache->summaries, cache->summary_bytes);
+#ifdef KV_WITH_CUDA
+    if (model->cuda) kv::model::cuda::free_history(model->cuda, cache->device_history);
+#endif
     delete cache;
     throw;
   }
@@ -637,6 +646,12 @@ kv_status kv_paged_cache_copy_pages(kv_kv_cache_t cache, const int32_t* src, con
   for (int32_t i = 0; i < num_copies; ++i)
     KV_REQUIRE(written.count(src[i]) == 0 || src[i] == dst[i], "src[", i, "]=", src[i],
                " is also a destination of this call");
+#ifdef KV_WITH_CUDA
+  if (cache->model->backend == KV_BACKEND_CUDA) {
+    kv::model::cuda::copy_pages(*cache->model, *cache, src, dst, num_copies);
+    return KV_STATUS_OK;
+  }
+#endif
   const kv_model_config& c = cache->model->cfg;
   const uint64_t esize = cache->model->wdtype == KV_DTYPE_BF16 ? 2 : 4;
   const uint64_t page_bytes = static_cast<uint64_t>(cache->page_tokens) * kv::model::kv_row_elems(c) * esize;
@@ -715,6 +730,12 @@ kv_status kv_model_step_paged(kv_model_t model, kv_kv_cache_t cache, int32_t num
       KV_REQUIRE(written.count(page) == 0, "page ", page, " is read by sequence ", s, " (logical page ", j,
                  ") while another sequence of the step writes it: copy it first (kv_paged_cache_copy_pages)");
     }
+#ifdef KV_WITH_CUDA
+  if (model->backend == KV_BACKEND_CUDA) {
+    kv::model::cuda::step(*model, *cache, b);
+    return KV_STATUS_OK;
+  }
+#endif
   kv::model::step_cpu(*model, *cache, b);
   KV_API_END
 }

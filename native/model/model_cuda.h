@@ -26,7 +26,12 @@ void randomize(Context* ctx, Tensor& t, uint64_t seed, uint64_t stream_id, float
 int32_t* alloc_history(Context* ctx, int64_t elements);
 void free_history(Context* ctx, int32_t* history) noexcept;
 
+// One step over a slot cache (b.slots) or a paged cache (b.page_tables).
 void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b);
+
+// Copies whole pages of a paged cache (every layer's K, V and key summaries, and the token
+// history) in stream order; src and dst were validated by kv_paged_cache_copy_pages.
+void copy_pages(kv_model& m, kv_kv_cache& cache, const int32_t* src, const int32_t* dst, int32_t num_copies);
 
 // Profiling (kv_model_set_option "profile"): start or stop-and-clear, and the text table.
 void set_profiling(Context* ctx, bool on);

@@ -5,6 +5,13 @@
 // beta = 1). Own kernels do the rest: embedding, RMSNorm, bias + q/k norm + RoPE + KV append,
 // causal attention over each sequence's cache slot, SwiGLU, and the sampler. The host builds
 // the step plan once, copies it to the device in one transfer and reads back the sampled tokens.
+//
+// Paged caches (kv_paged_cache_init) run the same step with the paged KV ops of the kernel
+// library in place of the slot attention: K/V rows go into pages, the pages written get their
+// key summaries refreshed, decode tokens attend through kv::cuda::paged_decode (after Quest's
+// page selection when the policy asks), prefill chunks through kv::cuda::paged_prefill. The
+// plan orders the sequences decode tokens first, so both ops see contiguous q rows; sampling
+// and logits keep the caller's order.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -16,10 +23,14 @@
 #include <tuple>
 #include <vector>
 
+#include "core/paged_quest_order.h"
 #include "cuda/attention_prefill.cuh"
 #include "cuda/attention_state.cuh"
 #include "cuda/cublas_loader.h"
 #include "cuda/cuda_common.cuh"
+#include "cuda/paged_decode.h"
+#include "cuda/paged_prefill.h"
+#include "cuda/paged_quest.h"
 #include "model/model_cuda.h"
 #include "model/philox.h"
 
@@ -55,8 +66,11 @@ struct GraphKey {
   uint64_t cache;
   int32_t seqs;
   bool sampled, penalty, gemv;
+  int32_t table_cols;  // paged: the plan's page-table width (a power of two); 0 for slot caches
+  int32_t selection, select_k;
   bool operator<(const GraphKey& o) const {
-    return std::tie(cache, seqs, sampled, penalty, gemv) < std::tie(o.cache, o.seqs, o.sampled, o.penalty, o.gemv);
+    return std::tie(cache, seqs, sampled, penalty, gemv, table_cols, selection, select_k) <
+           std::tie(o.cache, o.seqs, o.sampled, o.penalty, o.gemv, o.table_cols, o.selection, o.select_k);
   }
 };
 struct GraphEntry {
@@ -93,6 +107,11 @@ struct Context {
   bool profiling = false;
   std::vector<cudaEvent_t> events;  // reused across profiled steps
   ProfileTotals totals[2];
+  // The paged KV ops take a kernel-library stream: the model's stream plus an error record
+  // (pinned, mapped) where their kernels report bad indices. The host checked every index, so
+  // a record there is a bug; the step reports it.
+  DeviceErrorRecord* error_host = nullptr;
+  kv::cuda::Stream ops{};
 };
 
 constexpr size_t kBlasWorkspaceBytes = 32u << 20;
@@ -393,15 +412,17 @@ __global__ void rms_norm_kernel(const float* x, const int32_t* rows, const float
 }
 
 // Per (token, head): bias; for q and k heads the per-head RMSNorm (Qwen3) and RoPE; k and v
-// heads go into the cache at the token's (slot, position). A block holds blockDim.y heads of a
-// token, blockDim.x = d / 2 threads each (one per rotation pair).
+// heads go into the cache: KV head h of token t at cache_row[t] * kv_row_stride + h *
+// kv_head_stride (slot caches: row = slot * capacity + position, strides kv_heads * d and d;
+// head-major pages: row = page * kv_heads * P + position % P, strides d and P * d). A block
+// holds blockDim.y heads of a token, blockDim.x = d / 2 threads each (one per rotation pair).
 // q_out (may be null): the rotated q heads also in the cache dtype, [token][hq * d], for the
 // tensor-core prefill attention.
 template <typename TKV>
 __global__ void qkv_post_kernel(float* qkv, const float* bias, const float* q_norm, const float* k_norm,
                                 const float* inv_freq, const int32_t* pos, const int32_t* cache_row, TKV* k_layer,
                                 TKV* v_layer, TKV* q_out, int hq, int hkv, int d, int qkv_width, int qk_norm,
-                                float eps) {
+                                float eps, int64_t kv_row_stride, int64_t kv_head_stride) {
   pdl_begin();
   __shared__ float partial[8][4];
   const int64_t t = blockIdx.x;
@@ -433,9 +454,8 @@ __global__ void qkv_post_kernel(float* qkv, const float* bias, const float* q_no
     }
   }
   if (!active) return;
-  const int64_t kv_width = static_cast<int64_t>(hkv) * d;
   if (hd >= hq + hkv) {  // a v head: straight into the cache
-    TKV* dst = v_layer + static_cast<int64_t>(cache_row[t]) * kv_width + static_cast<int64_t>(hd - hq - hkv) * d;
+    TKV* dst = v_layer + static_cast<int64_t>(cache_row[t]) * kv_row_stride + (hd - hq - hkv) * kv_head_stride;
     store(dst, i, x1);
     store(dst, i + half, x2);
     return;
@@ -454,7 +474,7 @@ __global__ void qkv_post_kernel(float* qkv, const float* bias, const float* q_no
       store(dst, i + half, y2);
     }
   } else {
-    TKV* dst = k_layer + static_cast<int64_t>(cache_row[t]) * kv_width + static_cast<int64_t>(hd - hq) * d;
+    TKV* dst = k_layer + static_cast<int64_t>(cache_row[t]) * kv_row_stride + (hd - hq) * kv_head_stride;
     store(dst, i, y1);
     store(dst, i + half, y2);
   }
@@ -654,7 +674,7 @@ __global__ void randomize_kernel(T* data, int64_t n, uint64_t seed, uint64_t str
 
 struct SeqSampling {
   float temperature, top_p, min_p, repetition_penalty;
-  int32_t top_k, slot, length, pad;
+  int32_t top_k, slot, length, pad;  // slot: the slot, or the sequence's row of the plan's page tables
   uint64_t seed, request_id;
 };
 
@@ -667,9 +687,11 @@ __device__ __forceinline__ uint32_t float_key(float f) {
 // One block per sequence, in transformers' order: repetition penalty, temperature, top-k,
 // top-p, min-p, then one inverse-CDF draw over ids in ascending order. top-k and top-p find
 // their thresholds by bisection over the keys, so ties at a threshold are kept (as the CPU).
+// History of a slot cache: history[slot * capacity + i]; of a paged cache (tables != null):
+// history[page * page_tokens + i % page_tokens], page = tables[row * capacity + i / page_tokens].
 __global__ void __launch_bounds__(1024) sample_kernel(const float* logits, float* work, int vocab,
                                                       const int32_t* history, int capacity, const SeqSampling* seqs,
-                                                      int32_t* sampled) {
+                                                      int32_t* sampled, const int32_t* tables, int page_tokens) {
   pdl_begin();
   extern __shared__ uint32_t seen[];
   const int s = blockIdx.x;
@@ -681,8 +703,13 @@ __global__ void __launch_bounds__(1024) sample_kernel(const float* logits, float
     const int words = (vocab + 31) / 32;
     for (int i = threadIdx.x; i < words; i += blockDim.x) seen[i] = 0;
     __syncthreads();
-    const int32_t* hist = history + static_cast<int64_t>(sp.slot) * capacity;
-    for (int i = threadIdx.x; i < sp.length; i += blockDim.x) atomicOr(&seen[hist[i] >> 5], 1u << (hist[i] & 31));
+    for (int i = threadIdx.x; i < sp.length; i += blockDim.x) {
+      const int32_t id = tables ? history[static_cast<int64_t>(tables[static_cast<int64_t>(sp.slot) * capacity +
+                                                                       i / page_tokens]) * page_tokens +
+                                          i % page_tokens]
+                                : history[static_cast<int64_t>(sp.slot) * capacity + i];
+      atomicOr(&seen[id >> 5], 1u << (id & 31));
+    }
     __syncthreads();
     for (int i = threadIdx.x; i < vocab; i += blockDim.x)
       if (seen[i >> 5] & (1u << (i & 31))) p[i] = p[i] > 0.f ? p[i] / sp.repetition_penalty : p[i] * sp.repetition_penalty;
@@ -876,6 +903,24 @@ struct Work {
   int num_tiles;    // 0: the split-KV kernel handles attention
   float* part_o;    // [tokens][q heads][splits][head_dim] split-KV partial outputs
   float* part_lse;  // [tokens][q heads][splits] their base-2 lse
+  int32_t* hist_row;  // [tokens] cell of each token's id in the history
+  // Paged caches. Plan order: the n_dec decode sequences (one new token) first, then the n_pre
+  // others; token rows follow that order.
+  const int32_t* tables = nullptr;   // [seqs][table_cols] physical pages
+  int32_t table_cols = 0;
+  const int32_t* kv_lens = nullptr;  // [seqs] tokens after the step
+  const int32_t* q_indptr = nullptr; // [n_pre + 1] prefill rows, from the first prefill token
+  const int32_t* upd_pages = nullptr;  // [num_upd] pages written this step (summary refresh)
+  const int32_t* upd_valid = nullptr;  // [num_upd] their valid tokens after the step
+  int32_t num_upd = 0;
+  int32_t n_dec = 0, n_pre = 0;
+  int32_t dec_max_kv_len = 0, pre_max_q_len = 0, pre_max_kv_len = 0;
+  int32_t* quest_idx = nullptr;     // [n_dec][kv heads][top_k] selected logical pages
+  int32_t* quest_counts = nullptr;  // [n_dec][kv heads]
+  void* quest_ws = nullptr;
+  uint64_t quest_ws_bytes = 0;
+  void* decode_ws = nullptr;
+  uint64_t decode_ws_bytes = 0;
 };
 
 // The cached cuBLASLt plan of out[rows][n] (+)= a[rows][k] w[n][k]^T, made on first use; null
@@ -908,6 +953,99 @@ const LtPlan* lt_plan(Context* c, int64_t n, int64_t rows, int64_t k, int type) 
   plan.ok = status == 0 && returned > 0 && result.state == 0;
   if (plan.ok) plan.algo = result.algo;
   return plan.ok ? &plan : nullptr;
+}
+
+// Attention of one layer over a paged cache (head-major pages of the layer at k_layer/v_layer):
+// key summaries of the pages written, then decode tokens (Quest's selection first when asked)
+// and prefill chunks through the paged ops of the kernel library.
+void paged_attention(Context* c, const kv_model& m, const kv_kv_cache& cache, const StepBatch& b, const Work& w,
+                     int64_t layer, void* k_layer, void* v_layer) {
+  const kv_model_config& cfg = m.cfg;
+  const int32_t HQ = cfg.num_q_heads, HKV = cfg.num_kv_heads, D = cfg.head_dim, P = cache.page_tokens;
+  const size_t es = m.wdtype == KV_DTYPE_BF16 ? 2 : 4;
+  PagedKv pool;
+  pool.k = k_layer;
+  pool.v = v_layer;
+  pool.num_pages = cache.num_pages;
+  pool.page_tokens = P;
+  pool.num_kv_heads = HKV;
+  pool.head_dim = D;
+  pool.page_stride = static_cast<int64_t>(HKV) * P * D;
+  pool.head_stride = static_cast<int64_t>(P) * D;
+  pool.token_stride = D;
+  PageSummaries summaries;
+  if (cache.summaries) {
+    summaries.data = static_cast<char*>(cache.summaries) +
+                     static_cast<size_t>(layer) * cache.num_pages * HKV * 2 * D * es;
+    summaries.page_stride = static_cast<int64_t>(HKV) * 2 * D;
+    summaries.head_stride = 2 * D;
+    PageSummaryArgs u;
+    u.dtype = m.wdtype;
+    u.kv = pool;
+    u.pages = w.upd_pages;
+    u.valid_tokens = w.upd_valid;
+    u.num_update = w.num_upd;
+    u.summaries = summaries;
+    kv::cuda::page_summary_update(&c->ops, u);
+  }
+  const float sm_scale = 1.f / sqrtf(static_cast<float>(D));
+  if (w.n_dec > 0) {
+    PageTable table;
+    table.pages = w.tables;
+    table.seq_stride = w.table_cols;
+    table.kv_lens = w.kv_lens;
+    PagedDecodeArgs a;
+    a.dtype = m.wdtype;
+    a.q = w.q_lowp;
+    a.kv = pool;
+    a.table = table;
+    a.o = w.attn;
+    a.batch = w.n_dec;
+    a.num_q_heads = HQ;
+    a.max_kv_len = w.dec_max_kv_len;
+    a.sm_scale = sm_scale;
+    a.workspace = w.decode_ws;
+    a.workspace_bytes = w.decode_ws_bytes;
+    if (b.selection == KV_SELECTION_QUEST) {
+      QuestSelectArgs q;
+      q.dtype = m.wdtype;
+      q.q = w.q_lowp;
+      q.kv = pool;
+      q.table = table;
+      q.summaries = summaries;
+      q.batch = w.n_dec;
+      q.num_q_heads = HQ;
+      q.max_kv_len = w.dec_max_kv_len;
+      q.top_k = b.select_top_k;
+      q.indices_out = w.quest_idx;
+      q.counts_out = w.quest_counts;
+      q.out_stride = b.select_top_k;
+      q.workspace = w.quest_ws;
+      q.workspace_bytes = w.quest_ws_bytes;
+      kv::cuda::quest_select(&c->ops, q);
+      a.select.indices = w.quest_idx;
+      a.select.counts = w.quest_counts;
+      a.select.stride = b.select_top_k;
+    }
+    kv::cuda::paged_decode(&c->ops, a);
+  }
+  if (w.n_pre > 0) {
+    PagedPrefillArgs a;
+    a.dtype = m.wdtype;
+    a.q = static_cast<const char*>(w.q_lowp) + static_cast<size_t>(w.n_dec) * HQ * D * es;
+    a.q_indptr = w.q_indptr;
+    a.kv = pool;
+    a.table.pages = w.tables + static_cast<int64_t>(w.n_dec) * w.table_cols;
+    a.table.seq_stride = w.table_cols;
+    a.table.kv_lens = w.kv_lens + w.n_dec;
+    a.o = static_cast<char*>(w.attn) + static_cast<size_t>(w.n_dec) * HQ * D * es;
+    a.batch = w.n_pre;
+    a.num_q_heads = HQ;
+    a.max_q_len = w.pre_max_q_len;
+    a.max_kv_len = w.pre_max_kv_len;
+    a.sm_scale = sm_scale;
+    kv::cuda::paged_prefill(&c->ops, a);
+  }
 }
 
 template <typename TW>
@@ -943,7 +1081,7 @@ void run_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b, c
                 "cublasGemmEx");
   };
   const int norm_threads = H >= 4096 && T <= 8 ? 1024 : 256;  // few rows: a whole SM each
-  launch_kernel(pdl, history_kernel, static_cast<unsigned>((T + 255) / 256), 256, 0, st, w.tokens, w.cache_row,
+  launch_kernel(pdl, history_kernel, static_cast<unsigned>((T + 255) / 256), 256, 0, st, w.tokens, w.hist_row,
                 static_cast<int32_t*>(cache.device_history), T);
   launch_kernel(pdl, embed_kernel<TW>, static_cast<unsigned>(T), kThreads, 0, st, w.tokens,
                 static_cast<const TW*>(m.embed.data), w.x, static_cast<int>(H));
@@ -951,7 +1089,11 @@ void run_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b, c
   marks.mark(kStageEmbed);
   const int group = static_cast<int>(HQ / HKV), tile = group_tile(group), tiles = group / tile;
   const float scale_log2 = kv::cuda::kLog2e / sqrtf(static_cast<float>(D));
-  const size_t layer_elems = static_cast<size_t>(cache.num_slots) * cache.capacity * KVD;
+  const bool paged = cache.paged;
+  const int64_t P = cache.page_tokens;
+  const size_t layer_elems = paged ? static_cast<size_t>(cache.num_pages) * P * KVD
+                                   : static_cast<size_t>(cache.num_slots) * cache.capacity * KVD;
+  const int64_t kv_row_stride = paged ? D : KVD, kv_head_stride = paged ? P * D : D;
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
     const Layer& L = m.layers[l];
     TW* k_layer = static_cast<TW*>(cache.k) + l * layer_elems;
@@ -968,11 +1110,14 @@ void run_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b, c
                   dim3(static_cast<unsigned>(D / 2), static_cast<unsigned>(heads_per_block)), 0, st, w.qkv, static_cast<const float*>(L.qkv_bias.data),
                                    static_cast<const float*>(L.q_norm.data), static_cast<const float*>(L.k_norm.data),
                                    m.device_inv_freq, w.pos, w.cache_row, k_layer, v_layer,
-                                   w.num_tiles > 0 ? static_cast<TW*>(w.q_lowp) : nullptr, static_cast<int>(HQ),
-                                   static_cast<int>(HKV), static_cast<int>(D), static_cast<int>(QKV), cfg.qk_norm,
-                                   cfg.rms_norm_eps);
+                                   w.num_tiles > 0 || paged ? static_cast<TW*>(w.q_lowp) : nullptr,
+                                   static_cast<int>(HQ), static_cast<int>(HKV), static_cast<int>(D),
+                                   static_cast<int>(QKV), cfg.qk_norm, cfg.rms_norm_eps, kv_row_stride,
+                                   kv_head_stride);
     marks.mark(kStageQkvPost);
-    if (w.num_tiles > 0) {  // a prefill step of a bf16 model: tensor cores
+    if (paged) {
+      paged_attention(c, m, cache, b, w, l, k_layer, v_layer);
+    } else if (w.num_tiles > 0) {  // a prefill step of a bf16 model: tensor cores
       kv::cuda::PrefillParams pp;
       pp.q = static_cast<const uint16_t*>(w.q_lowp);
       pp.q_row_stride = QD;
@@ -1040,8 +1185,9 @@ void run_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b, c
       KV_CUDA_CHECK(cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(seen_bytes)));
     launch_kernel(pdl, sample_kernel, static_cast<unsigned>(S), 1024, seen_bytes, st, w.logits, w.probs,
-                  static_cast<int>(V), static_cast<const int32_t*>(cache.device_history), cache.capacity,
-                  static_cast<const SeqSampling*>(w.sampling), w.sampled);
+                  static_cast<int>(V), static_cast<const int32_t*>(cache.device_history),
+                  paged ? w.table_cols : cache.capacity, static_cast<const SeqSampling*>(w.sampling), w.sampled,
+                  paged ? w.tables : static_cast<const int32_t*>(nullptr), static_cast<int>(P));
     KV_CUDA_CHECK_LAUNCH();
     marks.mark(kStageSample);
   }
@@ -1066,6 +1212,12 @@ Context* create_context(int32_t device) {
     KV_CUDA_CHECK(cudaMalloc(&c->blas_workspace, kBlasWorkspaceBytes));
     if (const blas::LtApi* lt = blas::lt_api()) blas::check(lt->create(&c->lt), "cublasLtCreate");
     blas::check(api.set_workspace(c->blas, c->blas_workspace, kBlasWorkspaceBytes), "cublasSetWorkspace");
+    KV_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&c->error_host), sizeof(DeviceErrorRecord),
+                                cudaHostAllocMapped | cudaHostAllocPortable));
+    std::memset(c->error_host, 0, sizeof(DeviceErrorRecord));
+    void* device_record = nullptr;
+    KV_CUDA_CHECK(cudaHostGetDevicePointer(&device_record, c->error_host, 0));
+    c->ops = kv::cuda::Stream{c->stream, device, static_cast<DeviceErrorRecord*>(device_record)};
   } catch (...) {
     destroy_context(c);
     throw;
@@ -1095,6 +1247,7 @@ void destroy_context(Context* c) noexcept {
   if (c->blas_workspace) (void)cudaFree(c->blas_workspace);
   if (c->work) (void)cudaFree(c->work);
   if (c->pinned) (void)cudaFreeHost(c->pinned);
+  if (c->error_host) (void)cudaFreeHost(c->error_host);
   if (c->stream) (void)cudaStreamDestroy(c->stream);
   if (previous >= 0) (void)cudaSetDevice(previous);
   delete c;
@@ -1159,7 +1312,8 @@ void launch_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b
     return;
   }
   const GraphKey key{cache.serial, b.num_seqs, b.sampled != nullptr, b.repetition_penalty != nullptr && b.sampled != nullptr,
-                     m.wdtype == KV_DTYPE_BF16 && b.num_seqs <= m.gemv_max_rows};
+                     m.wdtype == KV_DTYPE_BF16 && b.num_seqs <= m.gemv_max_rows, w.table_cols,
+                     cache.paged ? b.selection : 0, cache.paged ? b.select_top_k : 0};
   GraphEntry& entry = c->graphs[key];
   if (!entry.exec && entry.seen++ == 0) {  // first time: eager (loads every kernel it needs)
     run_step<TW>(c, m, cache, b, w, marks);
@@ -1189,6 +1343,44 @@ void launch_step(Context* c, kv_model& m, kv_kv_cache& cache, const StepBatch& b
 }
 
 }  // namespace
+
+// A paged op's kernel found a bad index although the host checked every one: a bug, reported.
+static void check_device_errors(Context* c) {
+  volatile DeviceErrorRecord* rec = c->error_host;
+  if (!rec || rec->code == kDeviceErrorNone) return;
+  const int32_t code = rec->code;
+  const int64_t entry = rec->entry, value = rec->value, limit = rec->limit;
+  rec->code = kDeviceErrorNone;
+  fail(KV_STATUS_INTERNAL, "a paged model step failed on the device: ", device_error_what(code), " (entry ", entry,
+       ", value ", value, ", limit ", limit, "); the step's output is not valid");
+}
+
+void copy_pages(kv_model& m, kv_kv_cache& cache, const int32_t* src, const int32_t* dst, int32_t num_copies) {
+  Context* c = m.cuda;
+  DeviceGuard guard(c->device);
+  const kv_model_config& cfg = m.cfg;
+  const size_t es = m.wdtype == KV_DTYPE_BF16 ? 2 : 4;
+  const size_t page_bytes = static_cast<size_t>(cache.page_tokens) * kv_row_elems(cfg) * es;
+  const size_t summary_bytes = static_cast<size_t>(kv_row_elems(cfg)) * 2 * es;
+  auto copy = [&](void* base, size_t unit, size_t index_src, size_t index_dst) {
+    KV_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(base) + index_dst * unit,
+                                  static_cast<const char*>(base) + index_src * unit, unit, cudaMemcpyDeviceToDevice,
+                                  c->stream));
+  };
+  for (int32_t l = 0; l < cfg.num_layers; ++l) {
+    const size_t layer = static_cast<size_t>(l) * cache.num_pages;
+    for (int32_t i = 0; i < num_copies; ++i) {
+      copy(cache.k, page_bytes, layer + src[i], layer + dst[i]);
+      copy(cache.v, page_bytes, layer + src[i], layer + dst[i]);
+      if (cache.summaries) copy(cache.summaries, summary_bytes, layer + src[i], layer + dst[i]);
+    }
+  }
+  for (int32_t i = 0; i < num_copies; ++i)
+    copy(cache.device_history, sizeof(int32_t) * cache.page_tokens, static_cast<size_t>(src[i]),
+         static_cast<size_t>(dst[i]));
+  // The step after this reads the copies in stream order; the host arrays are not kept.
+  KV_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+}
 
 void set_profiling(Context* c, bool on) {
   c->profiling = on;
@@ -1243,7 +1435,7 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
   // Prefill steps of bf16 models run attention on tensor cores over query tiles: each
   // sequence's new tokens in tiles of prefill_tile_rows, the tiles with the most keys first.
   std::vector<kv::cuda::PrefillTile> tiles;
-  if (m.wdtype == KV_DTYPE_BF16 && (cfg.head_dim == 64 || cfg.head_dim == 128) && T > S) {
+  if (!cache.paged && m.wdtype == KV_DTYPE_BF16 && (cfg.head_dim == 64 || cfg.head_dim == 128) && T > S) {
     const int rows = kv::cuda::prefill_tile_rows(cfg.head_dim);
     for (int32_t s = 0; s < S; ++s)
       for (int32_t q0 = 0; q0 < b.num_new[s]; q0 += rows)
@@ -1253,11 +1445,38 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
       return x.q_pos0 + x.q_count > y.q_pos0 + y.q_count;
     });
   }
-  const size_t plan_ints = static_cast<size_t>(4 * T + S);
+  // Paged caches: the plan's sequence order (decode sequences first), page-table width (a power
+  // of two, so decode steps of similar lengths share a captured graph) and the pages written.
+  const bool paged = cache.paged;
+  const int64_t P = cache.page_tokens;
+  std::vector<int32_t> order;  // plan row -> the caller's sequence
+  int32_t n_dec = 0, table_cols = 0, max_pages = 0, pre_max_q = 0, pre_max_kv = 0;
+  int64_t num_upd = 0;
+  if (paged) {
+    for (int32_t s = 0; s < S; ++s)
+      if (b.num_new[s] == 1) order.push_back(s);
+    n_dec = static_cast<int32_t>(order.size());
+    for (int32_t s = 0; s < S; ++s)
+      if (b.num_new[s] != 1) order.push_back(s);
+    for (int32_t s = 0; s < S; ++s) {
+      const int64_t end = static_cast<int64_t>(b.start_pos[s]) + b.num_new[s];
+      max_pages = std::max<int32_t>(max_pages, static_cast<int32_t>((end + P - 1) / P));
+      num_upd += (end + P - 1) / P - b.start_pos[s] / P;
+      if (b.num_new[s] != 1) {
+        pre_max_q = std::max(pre_max_q, b.num_new[s]);
+        pre_max_kv = std::max<int32_t>(pre_max_kv, static_cast<int32_t>(end));
+      }
+    }
+    table_cols = 1;
+    while (table_cols < max_pages) table_cols *= 2;
+  }
+  const int32_t n_pre = paged ? S - n_dec : 0;
+  const int32_t dec_max_kv_len = static_cast<int32_t>(std::min<int64_t>(int64_t{table_cols} * P, cfg.max_positions));
+  const size_t plan_ints = static_cast<size_t>(5 * T + 3 * S + 1 + 2 * num_upd) + static_cast<size_t>(S) * table_cols;
   const size_t sampling_offset = align256(plan_ints * 4);
   const size_t tiles_offset = sampling_offset + align256(static_cast<size_t>(S) * sizeof(SeqSampling));
   const size_t plan_bytes = tiles_offset + align256(tiles.size() * sizeof(kv::cuda::PrefillTile));
-  size_t offsets[16], total = 0;
+  size_t offsets[20], total = 0;
   const int group = cfg.num_q_heads / cfg.num_kv_heads;
   const int splits = attention_splits(T, static_cast<int64_t>(cfg.num_kv_heads) * (group / group_tile(group)), c->sms,
                                       cache.capacity);
@@ -1278,7 +1497,16 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
   carve(10, S * 4);                     // sampled
   carve(11, splits > 1 ? T * QD * splits * 4 : 0);                     // part_o
   carve(12, splits > 1 ? T * cfg.num_q_heads * splits * 4 : 0);        // part_lse
-  carve(13, tiles.empty() ? 0 : T * QD * 2);                            // q_lowp
+  carve(13, paged ? T * QD * es : tiles.empty() ? 0 : T * QD * 2);    // q_lowp
+  const uint64_t decode_ws_bytes =
+      n_dec > 0 ? kv::cuda::paged_decode_workspace_bytes(c->device, n_dec, cfg.num_q_heads, cfg.head_dim, dec_max_kv_len)
+                : 0;
+  const bool quest = paged && b.selection == KV_SELECTION_QUEST && n_dec > 0;
+  const uint64_t quest_ws_bytes = quest ? kv::quest_select_workspace_bytes_for(n_dec, cfg.num_kv_heads, table_cols) : 0;
+  carve(14, decode_ws_bytes);
+  carve(15, quest_ws_bytes);
+  carve(16, quest ? static_cast<size_t>(n_dec) * cfg.num_kv_heads * b.select_top_k * 4 : 0);  // quest_idx
+  carve(17, quest ? static_cast<size_t>(n_dec) * cfg.num_kv_heads * 4 : 0);                   // quest_counts
   if (total > c->work_bytes) {
     drop_graphs(c);  // they captured the old workspace's addresses
     KV_CUDA_CHECK(cudaStreamSynchronize(c->stream));
@@ -1320,17 +1548,84 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
   w.sampled = reinterpret_cast<int32_t*>(base + offsets[10]);
   w.part_o = reinterpret_cast<float*>(base + offsets[11]);
   w.part_lse = reinterpret_cast<float*>(base + offsets[12]);
+  w.hist_row = w.last_row + S;
+  int32_t* plan_kv_lens = w.hist_row + T;
+  int32_t* plan_q_indptr = plan_kv_lens + S;
+  int32_t* plan_upd_pages = plan_q_indptr + S + 1;
+  int32_t* plan_upd_valid = plan_upd_pages + num_upd;
+  int32_t* plan_tables = plan_upd_valid + num_upd;
+  if (paged) {
+    w.tables = plan_tables;
+    w.table_cols = table_cols;
+    w.kv_lens = plan_kv_lens;
+    w.q_indptr = plan_q_indptr;
+    w.upd_pages = plan_upd_pages;
+    w.upd_valid = plan_upd_valid;
+    w.num_upd = static_cast<int32_t>(num_upd);
+    w.n_dec = n_dec;
+    w.n_pre = n_pre;
+    w.dec_max_kv_len = dec_max_kv_len;
+    w.pre_max_q_len = pre_max_q;
+    w.pre_max_kv_len = pre_max_kv;
+    w.decode_ws = base + offsets[14];
+    w.decode_ws_bytes = decode_ws_bytes;
+    w.quest_ws = base + offsets[15];
+    w.quest_ws_bytes = quest_ws_bytes;
+    w.quest_idx = reinterpret_cast<int32_t*>(base + offsets[16]);
+    w.quest_counts = reinterpret_cast<int32_t*>(base + offsets[17]);
+  }
 
   int32_t* host_ints = static_cast<int32_t*>(c->pinned);
-  for (int32_t s = 0; s < S; ++s) {
-    for (int64_t i = b.token_offset[s]; i < b.token_offset[s + 1]; ++i) {
-      const int32_t position = b.start_pos[s] + static_cast<int32_t>(i - b.token_offset[s]);
-      host_ints[i] = b.token_ids[i];
-      host_ints[T + i] = position;
-      host_ints[2 * T + i] = b.slots[s] * cache.capacity + position;
-      host_ints[3 * T + i] = b.slots[s] * cache.capacity;
+  int32_t* host_hist_row = host_ints + 4 * T + S;  // as w.hist_row
+  std::vector<int32_t> plan_row(static_cast<size_t>(S));  // the caller's sequence -> plan row
+  if (!paged) {
+    for (int32_t s = 0; s < S; ++s) {
+      for (int64_t i = b.token_offset[s]; i < b.token_offset[s + 1]; ++i) {
+        const int32_t position = b.start_pos[s] + static_cast<int32_t>(i - b.token_offset[s]);
+        host_ints[i] = b.token_ids[i];
+        host_ints[T + i] = position;
+        host_ints[2 * T + i] = b.slots[s] * cache.capacity + position;
+        host_ints[3 * T + i] = b.slots[s] * cache.capacity;
+        host_hist_row[i] = host_ints[2 * T + i];
+      }
+      host_ints[4 * T + s] = static_cast<int32_t>(b.token_offset[s + 1] - 1);
+      plan_row[s] = s;
     }
-    host_ints[4 * T + s] = static_cast<int32_t>(b.token_offset[s + 1] - 1);
+  } else {
+    const int32_t HKV = cfg.num_kv_heads;
+    int32_t* kv_lens = host_hist_row + T;
+    int32_t* q_indptr = kv_lens + S;
+    int32_t* upd_pages = q_indptr + S + 1;
+    int32_t* upd_valid = upd_pages + num_upd;
+    int32_t* tables = upd_valid + num_upd;
+    int64_t row = 0, upd = 0;
+    q_indptr[0] = 0;
+    for (int32_t r = 0; r < S; ++r) {
+      const int32_t s = order[r];
+      plan_row[s] = r;
+      const int32_t* table = b.page_tables + static_cast<int64_t>(s) * b.table_stride;
+      const int64_t end = static_cast<int64_t>(b.start_pos[s]) + b.num_new[s];
+      const int64_t pages = (end + P - 1) / P;
+      for (int64_t j = 0; j < table_cols; ++j) tables[static_cast<int64_t>(r) * table_cols + j] = j < pages ? table[j] : 0;
+      kv_lens[r] = static_cast<int32_t>(end);
+      if (r >= n_dec) q_indptr[r - n_dec + 1] = q_indptr[r - n_dec] + b.num_new[s];
+      for (int64_t j = b.start_pos[s] / P; j < pages; ++j) {
+        upd_pages[upd] = table[j];
+        upd_valid[upd] = static_cast<int32_t>(std::min<int64_t>(P, end - j * P));
+        ++upd;
+      }
+      for (int32_t i = 0; i < b.num_new[s]; ++i, ++row) {
+        const int32_t position = b.start_pos[s] + i;
+        const int32_t page = table[position / P];
+        host_ints[row] = b.token_ids[b.token_offset[s] + i];
+        host_ints[T + row] = position;
+        host_ints[2 * T + row] = static_cast<int32_t>((static_cast<int64_t>(page) * HKV) * P + position % P);
+        host_ints[3 * T + row] = 0;
+        host_hist_row[row] = static_cast<int32_t>(static_cast<int64_t>(page) * P + position % P);
+      }
+      host_ints[4 * T + s] = static_cast<int32_t>(row - 1);
+    }
+    for (int32_t r = S - n_dec + 1; r <= S; ++r) q_indptr[r] = q_indptr[S - n_dec];  // unused tail, defined
   }
   if (!tiles.empty())
     std::memcpy(static_cast<char*>(c->pinned) + tiles_offset, tiles.data(), tiles.size() * sizeof(tiles[0]));
@@ -1342,7 +1637,7 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
     sp.top_p = b.top_p ? b.top_p[s] : 1.f;
     sp.min_p = b.min_p ? b.min_p[s] : 0.f;
     sp.repetition_penalty = b.repetition_penalty ? b.repetition_penalty[s] : 1.f;
-    sp.slot = b.slots[s];
+    sp.slot = paged ? plan_row[s] : b.slots[s];
     sp.length = b.start_pos[s] + b.num_new[s];
     sp.pad = 0;
     sp.seed = b.seed ? b.seed[s] : 0;
@@ -1358,6 +1653,7 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
   if (b.logits)
     KV_CUDA_CHECK(cudaMemcpyAsync(results + align256(S * 4), w.logits, S * V * 4, cudaMemcpyDeviceToHost, c->stream));
   KV_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+  check_device_errors(c);
   if (b.sampled) std::memcpy(b.sampled, results, S * 4);
   if (b.logits) std::memcpy(b.logits, results + align256(S * 4), S * V * 4);
   if (marks.on) {

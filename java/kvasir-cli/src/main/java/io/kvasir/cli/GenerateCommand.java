@@ -145,7 +145,7 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Option(names = "--policy", paramLabel = "SPEC", description = "Cache policy: components joined by '+', each"
       + " name[:param=value,...] (full, quest:k=64 or quest:k_tokens=1024, prefix, bf16). Runs a paged cache with"
-      + " continuous batching and prefix caching; CPU only in this build. Default: slot caches, no policy.")
+      + " continuous batching and prefix caching. Default: slot caches, no policy.")
   String policy;
 
   @Option(names = "--no-prefix-cache", description = "With --policy: do not share full pages across requests.")

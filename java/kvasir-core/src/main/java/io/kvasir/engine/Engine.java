@@ -102,17 +102,18 @@ public final class Engine implements AutoCloseable {
     return cache.capacity();
   }
 
-  /** Sequences one batch may hold. */
+  /** Sequences one batch may hold (under a policy: sequences running at once). */
   public int maxBatch() {
-    return cache.slots();
+    return paged != null ? paged.config().maxRunning() : cache.slots();
   }
 
   public long weightBytes() {
     return model.weightBytes();
   }
 
+  /** Device memory of the KV caches: the slot cache, plus the paged cache under a policy. */
   public long kvCacheBytes() {
-    return cache.bytes();
+    return cache.bytes() + (paged != null ? paged.cache().bytes() : 0);
   }
 
   /**
@@ -325,8 +326,8 @@ public final class Engine implements AutoCloseable {
     /**
      * Runs requests under a cache policy (spec syntax of {@link Policy#parse}, e.g. {@code "full"},
      * {@code "quest:k=64"}): a paged cache of maxBatch x maxContext tokens, the continuous-batching
-     * scheduler and, where the policy allows it, prefix caching across calls. CPU models only in
-     * this build; without a policy the engine runs slot caches with static batching.
+     * scheduler and, where the policy allows it, prefix caching across calls (CPU and CUDA models);
+     * without a policy the engine runs slot caches with static batching.
      *
      * @throws io.kvasir.policy.PolicySpecException naming the spec when it is not valid
      */
@@ -385,10 +386,6 @@ public final class Engine implements AutoCloseable {
               + (count.available() ? " (" + count.count() + " found)" : ": " + count.reason()));
         }
       }
-      if (policy != null && backend != Backend.CPU) {
-        throw new IllegalArgumentException("cache policy '" + policy.spec() + "': paged KV caches run on the CPU "
-            + "backend in this build (the CUDA paged step is not implemented yet); drop the policy on " + backend);
-      }
       Model m;
       Path modelDir = null;
       if (SyntheticModels.isSynthetic(model)) {
@@ -419,7 +416,8 @@ public final class Engine implements AutoCloseable {
       PagedKvCache pc = null;
       TextCodec codec = null;
       try {
-        c = KvCache.create(m, maxBatch, Math.min(maxContext, m.shape().maxPositions()));
+        // Under a policy the pages hold the sequences; the slot cache keeps one slot for scoreTokens.
+        c = KvCache.create(m, policy != null ? 1 : maxBatch, Math.min(maxContext, m.shape().maxPositions()));
         Path tokDir = tokenizerDir != null ? tokenizerDir : (SyntheticModels.isSynthetic(model) ? null : modelDir);
         if (tokDir != null && (tokenizerDir != null || Files.exists(tokDir.resolve(Tokenizer.FILE_NAME)))) {
           codec = HfTextCodec.load(tokDir);  // names the missing or malformed file
@@ -437,7 +435,8 @@ public final class Engine implements AutoCloseable {
               ms.weightDtype() == DType.F32 ? 4 : 2);
           long wanted = kvBudget != null ? kvBudget.pages(layout)
               : (long) maxBatch * ((context + pageTokens - 1) / pageTokens + 1);
-          if (wanted > Integer.MAX_VALUE / pageTokens) {
+          long maxPages = (Integer.MAX_VALUE / pageTokens) / ms.numKvHeads();
+          if (wanted > maxPages) {
             throw new IllegalArgumentException("KV budget " + kvBudget + " is " + wanted + " pages of " + pageTokens
                 + " tokens, more than one cache can index");
           }

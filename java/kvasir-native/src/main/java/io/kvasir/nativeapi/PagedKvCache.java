@@ -7,7 +7,7 @@ import org.bytedeco.javacpp.Pointer;
  * The paged KV cache of a {@link Model} ({@code kv_paged_cache_init}): {@code pages} pages of
  * {@code pageTokens} tokens for every layer, in Kvasir's head-major page layout, with per-page key
  * summaries when asked (Quest). Which pages a sequence owns is decided on the Java side
- * ({@code io.kvasir.cache.KvCacheManager}); every step names them. CPU models only for now.
+ * ({@code io.kvasir.cache.KvCacheManager}); every step names them.
  */
 public final class PagedKvCache extends NativeHandle {
   private final Model model;
