@@ -26,6 +26,9 @@
 #                 KVASIR_REFMODEL_ARGS adds arguments (e.g. "--steps 100" for a pipeline check).
 #        paged  - the paged KV kernels: CUDA gtests, then decode / prefill / Quest benchmarks
 #                 against the roofline, the dense kernels and torch SDPA (JSON lines per case)
+#        pagedstep - the CUDA paged model step: its gtests (against the slot step; graphs bit for
+#                 bit), the reference model's greedy answer on slot caches and under the full and
+#                 Quest policies, and synthetic llama3-8b decode on slot caches against pages
 #        refeval - the shipped reference model on Kvasir's CUDA engine over the long-context suite
 #                 (kvasir-bench eval, held-out seeds and haystack) -> refeval-cuda.json
 # KVASIR_BENCH_ARGS adds arguments to the benchmark (e.g. "--op merge_states").
@@ -174,6 +177,8 @@ remote() {
         refeval "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       paged)
         paged "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
+      pagedstep)
+        pagedstep "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       *)
         echo "unknown step $step" >> "$log"; rc=2 ;;
     esac
@@ -235,6 +240,34 @@ paged() {
     --json "$out/$KVASIR_DATE-sdpa-prefill.json" || rc=1
   timeout 40 "$root/bin/kvasir_bench_paged_quest" --backend cuda \
     --json "$out/$KVASIR_DATE-paged-quest.json" || rc=1
+  return $rc
+}
+
+# The CUDA paged model step (issue 5): gtests, the reference model's greedy ids on slot caches
+# against the full policy (they must agree) and Quest, then llama3-8b decode slot against paged.
+pagedstep() {
+  local root=$1 out=$2 rc=0 cli=("$root/jre/bin/java" -jar "$root/kvasir-cli.jar" generate)
+  timeout 150 "$root/bin/kvasir_tests" --gtest_brief=1 --gtest_filter='*ModelPaged*cuda*:*ModelTest*cuda*' || rc=1
+  local ref=("${cli[@]}" --model "$KV_ROOT/models/kvasir-ref" --device cuda --prompt "Compute 348 + 275 - 17."
+    --chat --max-tokens 128 --greedy-ids)
+  "${ref[@]}" > /tmp/ref-slot.txt || rc=1
+  "${ref[@]}" --policy full > /tmp/ref-full.txt || rc=1
+  "${ref[@]}" --policy quest:k=4 --page-tokens 4 > /tmp/ref-quest.txt || rc=1
+  for f in slot full quest; do echo "## kvasir-ref $f"; cat "/tmp/ref-$f.txt"; done
+  if [[ "$(grep '^ids:' /tmp/ref-slot.txt)" == "$(grep '^ids:' /tmp/ref-full.txt)" ]]; then
+    echo "kvasir-ref: slot and paged greedy ids agree"
+  else
+    echo "kvasir-ref: slot and paged greedy ids DIFFER"; rc=1
+  fi
+  local big=("${cli[@]}" --model synthetic:llama3-8b --device cuda --dtype bf16 --ignore-eos --prompt-tokens 1024
+    --max-tokens 128 --max-context 1200)
+  for batch in 1 16 64; do
+    echo "## llama3-8b decode batch $batch: slot caches, then --policy full"
+    timeout 120 "${big[@]}" --batch "$batch" | grep '^-- ' || rc=1
+    timeout 120 "${big[@]}" --batch "$batch" --policy full --no-prefix-cache | grep '^-- ' || rc=1
+  done
+  echo "## llama3-8b decode batch 64 under --policy full, profiled"
+  timeout 120 "${big[@]}" --batch 64 --max-tokens 32 --policy full --no-prefix-cache --profile | sed -n '/^-- /,$p' || rc=1
   return $rc
 }
 
