@@ -834,8 +834,10 @@ void paged_append(Stream* s, const PagedAppendArgs& a) {
 
 uint64_t paged_decode_workspace_bytes(int32_t device, int32_t batch, int32_t num_q_heads, int32_t head_dim,
                                       int32_t max_kv_len) {
-  // An upper bound of make_plan's splits (wanted_splits' limit): blocks >= batch (num_kv_heads
-  // and the group tiles are unknown here), at most kMaxBlocksPerSm resident blocks per SM.
+  // An upper bound of make_plan's splits (wanted_splits' limit) for either kernel: blocks >=
+  // batch (num_kv_heads and the group tiles are unknown here; both kernels launch batch *
+  // num_kv_heads * group tiles blocks per split), at most kMaxBlocksPerSm resident blocks per
+  // SM (paged_decode clamps the occupancy query to it), at least kMinTokensPerSplit tokens each.
   const int64_t slots = static_cast<int64_t>(multiprocessor_count(device)) * kMaxBlocksPerSm;
   const int64_t by_len = std::max<int64_t>(1, max_kv_len / kMinTokensPerSplit);
   const int64_t splits = std::min(by_len, std::max<int64_t>(4, 2 * ((slots + batch - 1) / batch)));
