@@ -17,7 +17,9 @@
 // --kernel K (auto, cuda-core or tensor-core; repeatable, default auto) runs the paged decode
 // with each named CUDA kernel (KVASIR_PAGED_DECODE_KERNEL, see native/cuda/paged_decode.cu),
 // one JSON line each ("kernel"), so `--kernel cuda-core --kernel tensor-core` compares them in
-// one run; auto is the tensor-core kernel for these bf16 shapes. --head-dim 64 runs D = 64.
+// one run; auto is the tensor-core kernel for these bf16 shapes. tensor-core-bf16p is that
+// kernel with P rounded to bf16 before P V (one MMA instead of two; outside the tests' error
+// bound, measured only to price the second MMA). --head-dim 64 runs D = 64.
 //
 //   kvasir_bench_paged_decode [--backend cpu|cuda] [--batch N]... [--ctx N]... [--reps N]
 //                             [--max-seconds S] [--max-kv-gb G] [--page-tokens P] [--quest-k K]
@@ -249,8 +251,8 @@ int bench_main(int argc, char** argv) {
       }
     } else if (a == "--kernel") {
       const std::string k = value();
-      if (k != "auto" && k != "cuda-core" && k != "tensor-core") {
-        std::fprintf(stderr, "--kernel must be auto, cuda-core or tensor-core\n");
+      if (k != "auto" && k != "cuda-core" && k != "tensor-core" && k != "tensor-core-bf16p") {
+        std::fprintf(stderr, "--kernel must be auto, cuda-core, tensor-core or tensor-core-bf16p\n");
         return 2;
       }
       opt.kernels.push_back(k);

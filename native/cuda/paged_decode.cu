@@ -40,7 +40,9 @@
 // Precision: P is multiplied by V as bf16 hi + bf16 lo parts (two MMAs; P to about 16 bits),
 // so the result keeps the fp32-softmax error bound of the CUDA-core kernel (the tests hold
 // both to the same bound); at 3 blocks x 4 warps the extra D/8 MMAs per 16 keys are far from
-// the tensor cores' rate at memory speed (tc::kSplitP = false drops them).
+// the tensor cores' rate at memory speed. The variant with P rounded to bf16 once (as the
+// prefill kernel does; outside the decode error bound, so only a benchmark may ask for it:
+// KVASIR_PAGED_DECODE_KERNEL=tensor-core-bf16p) measures what the second MMA costs.
 //
 // CUDA-core kernel (fp32, head_dim 256, and every call with KVASIR_PAGED_DECODE_KERNEL=
 // cuda-core): tiles of 8 KiB of K and 8 KiB of V, four in flight (48 KiB per block). Compute
@@ -419,7 +421,6 @@ namespace tc {
 constexpr int kKeys = 64;          // keys per K/V tile; warp w takes keys [16 w, 16 w + 16)
 constexpr int kRows = 16;          // MMA rows: query heads of one KV head, padded to 16
 constexpr int kPageChunk = 256;    // page-list entries staged in shared memory at a time
-constexpr bool kSplitP = true;     // P V as bf16 hi + bf16 lo parts (see the top of the file)
 
 template <int D>
 struct TcShape {
@@ -445,7 +446,8 @@ __device__ __forceinline__ uint32_t load_pair(const uint16_t* p) { return __ldg(
 __device__ __forceinline__ float bf16_lo(uint32_t x) { return __uint_as_float(x << 16); }
 __device__ __forceinline__ float bf16_hi(uint32_t x) { return __uint_as_float(x & 0xffff0000u); }
 
-template <int D>
+// kSplitP: P V as bf16 hi + bf16 lo parts (see the top of the file); false: P rounded to bf16.
+template <int D, bool kSplitP>
 __global__ void __launch_bounds__(kThreads, TcShape<D>::kMinBlocks) paged_decode_tc_kernel(PagedDecodeParams p) {
   using S = TcShape<D>;
   namespace pt = prefill_tc;
@@ -789,23 +791,27 @@ DecodeKernel kernel_t(int g, int d) {
 }
 
 template <int D>
-DecodeKernel tc_kernel_of() {
-  return {tc::paged_decode_tc_kernel<D>, tc::TcShape<D>::kSmemBytes};
+DecodeKernel tc_kernel_of(bool split_p) {
+  return {split_p ? tc::paged_decode_tc_kernel<D, true> : tc::paged_decode_tc_kernel<D, false>,
+          tc::TcShape<D>::kSmemBytes};
 }
 
 // Which decode kernel runs: KVASIR_PAGED_DECODE_KERNEL = auto (unset: the tensor-core kernel
 // wherever it applies), cuda-core (always the CUDA-core kernel) or tensor-core (the same as
-// auto; the name says what a benchmark asked for). A performance knob for benchmarks and tests
-// comparing the two, never a correctness one: shapes the tensor-core kernel does not cover run
-// the CUDA-core kernel whatever it says.
-enum class KernelChoice { kAuto, kCudaCore, kTensorCore };
+// auto; the name says what a benchmark asked for), and for benchmarks only tensor-core-bf16p
+// (P rounded to bf16, see the top of the file). A performance knob for benchmarks and tests
+// comparing them: shapes the tensor-core kernel does not cover run the CUDA-core kernel
+// whatever it says.
+enum class KernelChoice { kAuto, kCudaCore, kTensorCore, kTensorCoreBf16P };
 
 KernelChoice kernel_choice() {
   const char* env = std::getenv("KVASIR_PAGED_DECODE_KERNEL");
   if (env == nullptr || *env == '\0' || std::strcmp(env, "auto") == 0) return KernelChoice::kAuto;
   if (std::strcmp(env, "cuda-core") == 0) return KernelChoice::kCudaCore;
   if (std::strcmp(env, "tensor-core") == 0) return KernelChoice::kTensorCore;
-  fail(KV_STATUS_INVALID_ARGUMENT, "KVASIR_PAGED_DECODE_KERNEL=", env, " must be auto, cuda-core or tensor-core");
+  if (std::strcmp(env, "tensor-core-bf16p") == 0) return KernelChoice::kTensorCoreBf16P;
+  fail(KV_STATUS_INVALID_ARGUMENT, "KVASIR_PAGED_DECODE_KERNEL=", env,
+       " must be auto, cuda-core, tensor-core or tensor-core-bf16p");
 }
 
 // The tensor-core kernel: bf16 with head_dim 64 or 128, any GQA group (tiles of 16 heads),
@@ -850,11 +856,13 @@ void paged_decode(Stream* s, const PagedDecodeArgs& a) {
   const int32_t group = a.num_q_heads / a.kv.num_kv_heads;
   // The workspace needs 256-byte alignment for the vector loads of the merge.
   const uint64_t usable = (reinterpret_cast<uintptr_t>(a.workspace) & 255u) ? 0 : a.workspace_bytes;
-  const bool tensor_cores = tensor_core_covers(a) && kernel_choice() != KernelChoice::kCudaCore;
+  const KernelChoice choice = kernel_choice();
+  const bool tensor_cores = tensor_core_covers(a) && choice != KernelChoice::kCudaCore;
   DecodeKernel kernel;
   int32_t group_tiles;  // blocks per (sequence, KV head, split): tiles of the GQA group
   if (tensor_cores) {
-    kernel = a.kv.head_dim == 64 ? tc_kernel_of<64>() : tc_kernel_of<128>();
+    const bool split_p = choice != KernelChoice::kTensorCoreBf16P;
+    kernel = a.kv.head_dim == 64 ? tc_kernel_of<64>(split_p) : tc_kernel_of<128>(split_p);
     group_tiles = (group + tc::kRows - 1) / tc::kRows;
     KV_CUDA_CHECK(
         cudaFuncSetAttribute(kernel.fn, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
