@@ -11,6 +11,9 @@
 //    ceil(kv_len / P) hold NaN or invalid ids, so reading any of them fails the check.
 //    Outputs are poisoned with NaN before the call and must all be written; canaries guard
 //    every buffer.
+//  - CUDA has two decode kernels (paged_decode.cu): cases named *_tensorcore / *_cudacore
+//    force one (KVASIR_PAGED_DECODE_KERNEL) and run on CUDA only; the others take the
+//    default (tensor cores for bf16 with head_dim 64 and 128). Both are held to the same bound.
 //  - Append is checked bit-exact against a naive scatter of the same rows.
 //  - Bad arguments fail with a status and a message naming the argument; bad indices in
 //    stream memory fail the call on the CPU and the next kv_stream_synchronize on CUDA.
@@ -20,6 +23,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -72,6 +76,36 @@ void check_all_written(const GuardedBuffer& buf, const std::vector<float>& value
 enum class Layout { kHeadMajor, kTokenMajor, kSingleHead };  // kSingleHead: per-head tables
 enum class Select { kNone, kSubset, kAll };
 enum class Ws { kNone, kFull, kSmall };
+// The CUDA decode kernel a case asks for (KVASIR_PAGED_DECODE_KERNEL, see paged_decode.cu);
+// cases that force one run on CUDA only (the CPU ignores the variable).
+enum class Kernel { kAuto, kCudaCore, kTensorCore };
+
+const char* kernel_env_value(Kernel k) {
+  return k == Kernel::kCudaCore ? "cuda-core" : k == Kernel::kTensorCore ? "tensor-core" : "auto";
+}
+
+// Sets KVASIR_PAGED_DECODE_KERNEL for its lifetime (each gtest case runs in its own process
+// under ctest; the previous value is restored for runs of the whole binary).
+class KernelEnv {
+ public:
+  explicit KernelEnv(Kernel k) {
+    const char* old = std::getenv(kName);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    setenv(kName, kernel_env_value(k), 1);
+  }
+  ~KernelEnv() {
+    if (had_) setenv(kName, old_.c_str(), 1);
+    else unsetenv(kName);
+  }
+  KernelEnv(const KernelEnv&) = delete;
+  KernelEnv& operator=(const KernelEnv&) = delete;
+
+ private:
+  static constexpr const char* kName = "KVASIR_PAGED_DECODE_KERNEL";
+  bool had_ = false;
+  std::string old_;
+};
 
 struct DecodeSpec {
   kv_dtype dtype;
@@ -81,6 +115,7 @@ struct DecodeSpec {
   Select select = Select::kNone;
   Ws ws = Ws::kFull;
   float scale_mult = 1.f;
+  Kernel kernel = Kernel::kAuto;
 
   std::string name() const {
     std::ostringstream s;
@@ -90,6 +125,7 @@ struct DecodeSpec {
     s << (select == Select::kNone ? "" : select == Select::kSubset ? "_select" : "_selectall");
     s << (ws == Ws::kNone ? "_wsnone" : ws == Ws::kFull ? "" : "_wssmall");
     if (scale_mult != 1.f) s << "_scale" << scale_mult;
+    s << (kernel == Kernel::kAuto ? "" : kernel == Kernel::kCudaCore ? "_cudacore" : "_tensorcore");
     return s.str();
   }
 };
@@ -121,6 +157,56 @@ std::vector<DecodeSpec> decode_specs() {
   v.push_back({KV_DTYPE_BF16, 32, 8, 128, 16, {5000}, Layout::kHeadMajor, Select::kAll, Ws::kFull});
   v.push_back({KV_DTYPE_F32, 8, 1, 64, 64, {3000}, Layout::kHeadMajor, Select::kNone, Ws::kFull, 8.f});
   v.push_back({KV_DTYPE_BF16, 32, 8, 128, 16, {4096, 4096}, Layout::kSingleHead, Select::kNone, Ws::kFull});
+
+  // The CUDA kernels by name. Without a name, bf16 with head_dim 64 or 128 runs the tensor-core
+  // kernel (paged_decode.cu); the CUDA-core kernel keeps these bf16 cases of its own.
+  constexpr auto kNo = Select::kNone;
+  constexpr auto kHM = Layout::kHeadMajor;
+  constexpr auto kBF = KV_DTYPE_BF16;
+  for (int32_t d : {64, 128})
+    for (int32_t g : {1, 4, 8})
+      v.push_back({kBF, 2 * g, 2, d, 16, {0, 1, 16, 17, 45, 100, 300}, kHM, kNo, Ws::kFull, 1.f, Kernel::kCudaCore});
+  v.push_back({kBF, 32, 8, 128, 16, {4099}, kHM, kNo, Ws::kFull, 1.f, Kernel::kCudaCore});
+  v.push_back({kBF, 32, 8, 128, 16, {100, 37, 0, 16}, kHM, Select::kSubset, Ws::kFull, 1.f, Kernel::kCudaCore});
+
+  // Tensor-core kernel: every group size it packs into the 16 MMA rows (1..16, powers of two
+  // or not; 24 and 32 take two row tiles), both head_dims, partial last pages.
+  const auto tc = [&](int32_t hq, int32_t hkv, int32_t d, int32_t p, std::vector<int32_t> lens,
+                      Layout layout = Layout::kHeadMajor, Select sel = Select::kNone, Ws ws = Ws::kFull,
+                      float scale_mult = 1.f) {
+    v.push_back({kBF, hq, hkv, d, p, std::move(lens), layout, sel, ws, scale_mult, Kernel::kTensorCore});
+  };
+  for (int32_t d : {64, 128})
+    for (int32_t g : {1, 2, 3, 4, 5, 8, 16}) tc(2 * g, 2, d, 16, {0, 1, 16, 17, 45, 100, 300});
+  tc(32, 1, 64, 16, {500, 3});  // group 32: two row tiles
+  tc(48, 2, 128, 16, {777});    // group 24: a full tile and a half one
+  // Page sizes 1 and 64; with P = 1 a split's page list spans several staged chunks (256 entries).
+  tc(8, 2, 128, 1, {1, 5, 13, 0, 77});
+  tc(8, 2, 64, 1, {2000, 2});
+  tc(8, 2, 64, 1, {2000, 300}, kHM, kNo, Ws::kNone);
+  tc(8, 2, 128, 64, {0, 64, 65, 200, 7});
+  tc(8, 2, 64, 64, {1000, 1});
+  // Batch 1, long contexts: split-KV (the plan splits 4K..32K into tens of parts), partial last page.
+  tc(32, 8, 128, 16, {32768});
+  tc(32, 8, 64, 16, {16383});
+  tc(16, 1, 128, 16, {8192});  // group 16
+  tc(10, 2, 128, 16, {4097});  // group 5
+  tc(24, 8, 128, 16, {12001});  // group 3
+  tc(8, 8, 128, 16, {20003});  // group 1
+  tc(32, 8, 128, 16, {4099}, kHM, kNo, Ws::kSmall);
+  tc(32, 8, 128, 16, {4099}, kHM, kNo, Ws::kNone);
+  tc(32, 8, 128, 16, {2500, 1, 0}, kHM, kNo, Ws::kFull, 4.f);
+  tc(32, 8, 128, 16, {1000, 3000, 17, 4096, 0, 1, 2048, 513});
+  // Selections (Quest), per-head tables, token-major pools.
+  tc(32, 8, 128, 16, {100, 37, 0, 16}, kHM, Select::kSubset);
+  tc(32, 8, 128, 16, {100, 37, 0, 16}, kHM, Select::kAll);
+  tc(32, 8, 128, 16, {20000}, kHM, Select::kSubset);
+  tc(8, 2, 64, 16, {5000, 70}, kHM, Select::kSubset);
+  tc(8, 2, 128, 16, {0, 20, 47, 96}, Layout::kSingleHead, Select::kSubset);
+  tc(4, 1, 64, 1, {9, 30, 700}, Layout::kSingleHead, Select::kSubset);
+  tc(32, 8, 128, 16, {4096, 4096}, Layout::kSingleHead);
+  tc(8, 2, 128, 16, {33, 7, 500}, Layout::kTokenMajor);
+  tc(16, 2, 64, 64, {300, 129}, kHM, Select::kSubset);
   return v;
 }
 
@@ -320,6 +406,7 @@ TEST_P(PagedDecodeTest, MatchesReferenceAndDense) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   StreamHolder stream(p.target);
   kv_stream_t st = stream.get();
+  const KernelEnv kernel_env(spec.kernel);
   PagedFixture f;
   f.spec = spec;
   f.build(st, p.target.backend, seed);
@@ -378,7 +465,8 @@ TEST_P(PagedDecodeTest, MatchesReferenceAndDense) {
 std::vector<DecodeParam> decode_params() {
   std::vector<DecodeParam> out;
   for (size_t i = 0; i < all_decode_specs().size(); ++i)
-    for (const Target& t : all_targets()) out.push_back({i, t});
+    for (const Target& t : all_targets())
+      if (all_decode_specs()[i].kernel == Kernel::kAuto || t.backend == KV_BACKEND_CUDA) out.push_back({i, t});
   return out;
 }
 
@@ -689,25 +777,33 @@ TEST_P(PagedBadInputTest, ErrorsNameTheArgument) {
   auto patch = [&](GuardedBuffer& buf, size_t index, int32_t value) {
     buf.upload(&value, sizeof value, index * sizeof value);
   };
-  patch(*f.pages_b, 1, static_cast<int32_t>(f.kv.num_pages));  // sequence 0, logical page 1
-  expect_index_error(st, be, decode(&f.kv, &f.table, nullptr, 4, f.max_len, sc), "table.pages[1]",
-                     "page table entry outside", "page id out of range");
-  patch(*f.pages_b, 1, -1);
-  expect_index_error(st, be, decode(&f.kv, &f.table, nullptr, 4, f.max_len, sc), "table.pages[1]",
-                     "page table entry outside", "negative page id");
-  patch(*f.pages_b, 1, f.pages[1]);
-  expect_index_error(st, be, decode(&f.kv, &f.table, nullptr, 4, f.max_len - 1, sc), "kv_lens[0]",
-                     "kv_lens entry outside", "kv_len > max_kv_len");
-  patch(*f.cnt_b, 0, f.select.stride + 1);
-  expect_index_error(st, be, decode(&f.kv, &f.table, &f.select, 4, f.max_len, sc), "select.counts[0]",
-                     "selected page outside", "count > stride");
-  patch(*f.cnt_b, 0, 1);
-  patch(*f.idx_b, 0, 2);  // sequence 0 has ceil(6 / 4) = 2 pages
-  expect_index_error(st, be, decode(&f.kv, &f.table, &f.select, 4, f.max_len, sc), "select.indices[0]",
-                     "selected page outside", "selected page out of range");
-  patch(*f.idx_b, 0, 0);
-  ASSERT_EQ(decode(&f.kv, &f.table, &f.select, 4, f.max_len, sc), KV_STATUS_OK) << kv_last_error();
-  ASSERT_EQ(kv_stream_synchronize(st), KV_STATUS_OK) << kv_last_error();
+  // Both CUDA kernels record the same errors (bf16 with head_dim 64 runs the tensor-core one by default).
+  for (Kernel kernel : {Kernel::kAuto, Kernel::kCudaCore}) {
+    if (kernel != Kernel::kAuto && be != KV_BACKEND_CUDA) continue;
+    SCOPED_TRACE(std::string("kernel ") + kernel_env_value(kernel));
+    const KernelEnv kernel_env(kernel);
+    patch(*f.pages_b, 1, static_cast<int32_t>(f.kv.num_pages));  // sequence 0, logical page 1
+    expect_index_error(st, be, decode(&f.kv, &f.table, nullptr, 4, f.max_len, sc), "table.pages[1]",
+                       "page table entry outside", "page id out of range");
+    patch(*f.pages_b, 1, -1);
+    expect_index_error(st, be, decode(&f.kv, &f.table, nullptr, 4, f.max_len, sc), "table.pages[1]",
+                       "page table entry outside", "negative page id");
+    patch(*f.pages_b, 1, f.pages[1]);
+    expect_index_error(st, be, decode(&f.kv, &f.table, nullptr, 4, f.max_len - 1, sc), "kv_lens[0]",
+                       "kv_lens entry outside", "kv_len > max_kv_len");
+    patch(*f.cnt_b, 0, f.select.stride + 1);
+    expect_index_error(st, be, decode(&f.kv, &f.table, &f.select, 4, f.max_len, sc), "select.counts[0]",
+                       "selected page outside", "count > stride");
+    patch(*f.cnt_b, 0, 1);
+    patch(*f.idx_b, 0, 2);  // sequence 0 has ceil(6 / 4) = 2 pages
+    expect_index_error(st, be, decode(&f.kv, &f.table, &f.select, 4, f.max_len, sc), "select.indices[0]",
+                       "selected page outside", "selected page out of range");
+    patch(*f.idx_b, 0, 0);
+    ASSERT_EQ(decode(&f.kv, &f.table, &f.select, 4, f.max_len, sc), KV_STATUS_OK) << kv_last_error();
+    ASSERT_EQ(kv_stream_synchronize(st), KV_STATUS_OK) << kv_last_error();
+    patch(*f.cnt_b, 0, f.counts[0]);  // the fixture's selection again
+    patch(*f.idx_b, 0, f.indices[0]);
+  }
 
   // Append.
   std::vector<uint16_t> rows(static_cast<size_t>(2) * f.spec.hkv * f.spec.d, 0x3f80);
