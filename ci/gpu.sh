@@ -225,13 +225,17 @@ paged() {
     --gtest_filter='*Paged*cuda*:PagedQuest/*cuda*:*attention_prefill*cuda*:*attention_decode*cuda*' || rc=1
   timeout 110 "$root/bin/kvasir_bench_paged_decode" --backend cuda --reps 20 \
     --json "$out/$KVASIR_DATE-paged-decode.json" | grep -v '^{' || rc=1
+  # The tensor-core kernel (auto) against the CUDA-core one and against P rounded to bf16 once.
+  timeout 90 "$root/bin/kvasir_bench_paged_decode" --backend cuda --reps 20 --kernel cuda-core --kernel tensor-core \
+    --kernel tensor-core-bf16p --batch 1 --batch 8 --batch 32 --ctx 8192 --ctx 32768 \
+    --json "$out/$KVASIR_DATE-paged-decode-kernels.json" | grep -v '^{' || rc=1
   # Quest at K = 64 pages against the full paged decode at 32K; then the decode with a GQA group
   # of 1 (Hq = Hkv = 8), which reads the same bytes with a quarter of the arithmetic: the profile
   # that tells a compute-bound kernel from a memory-bound one.
   { timeout 60 "$root/bin/kvasir_bench_paged_decode" --backend cuda --reps 20 --ctx 32768 --batch 1 --batch 8 \
       --batch 32 --quest-k 64
     timeout 40 "$root/bin/kvasir_bench_paged_decode" --backend cuda --reps 20 --hq 8 --ctx 32768 --ctx 131072 \
-      --batch 1 --batch 32; } | grep '^{' > "$out/$KVASIR_DATE-paged-decode-quest-group1.json" || rc=1
+      --batch 1 --batch 32 --kernel cuda-core --kernel tensor-core; } | grep '^{' > "$out/$KVASIR_DATE-paged-decode-quest-group1.json" || rc=1
   timeout 60 python3 "$KV_ROOT/tools/peers/sdpa_decode_bench.py" --reps 20 \
     --json "$out/$KVASIR_DATE-sdpa-decode.json" > /dev/null || rc=1
   timeout 30 "$root/bin/kvasir_bench_paged_prefill" --backend cuda --seq 8192,32768 \
@@ -260,14 +264,17 @@ pagedstep() {
     echo "kvasir-ref: slot and paged greedy ids DIFFER"; rc=1
   fi
   local big=("${cli[@]}" --model synthetic:llama3-8b --device cuda --dtype bf16 --ignore-eos --prompt-tokens 1024
-    --max-tokens 128 --max-context 1200)
+    --max-context 1200)
   for batch in 1 16 64; do
     echo "## llama3-8b decode batch $batch: slot caches, then --policy full"
-    timeout 120 "${big[@]}" --batch "$batch" | grep '^-- ' || rc=1
-    timeout 120 "${big[@]}" --batch "$batch" --policy full --no-prefix-cache | grep '^-- ' || rc=1
+    timeout 120 "${big[@]}" --max-tokens 128 --batch "$batch" | grep '^-- ' || rc=1
+    timeout 120 "${big[@]}" --max-tokens 128 --batch "$batch" --policy full --no-prefix-cache | grep '^-- ' || rc=1
   done
-  echo "## llama3-8b decode batch 64 under --policy full, profiled"
-  timeout 120 "${big[@]}" --batch 64 --max-tokens 32 --policy full --no-prefix-cache --profile | sed -n '/^-- /,$p' || rc=1
+  for policy in "" "--policy full --no-prefix-cache"; do
+    echo "## llama3-8b decode batch 64 ${policy:-on slot caches}, profiled"
+    # shellcheck disable=SC2086
+    timeout 120 "${big[@]}" --batch 64 --max-tokens 32 $policy --profile | sed -n '/^-- /,$p' || rc=1
+  done
   return $rc
 }
 
