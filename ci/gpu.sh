@@ -31,6 +31,18 @@
 #                 Quest policies, and synthetic llama3-8b decode on slot caches against pages
 #        refeval - the shipped reference model on Kvasir's CUDA engine over the long-context suite
 #                 (kvasir-bench eval, held-out seeds and haystack) -> refeval-cuda.json
+#        serve  - end-to-end serving of synthetic llama3-8b (kvasir-bench serve, docs/benchmarks.md):
+#                 offline 512 requests (prompts 1K-8K, 256 tokens out), its first 64 on Kvasir and on
+#                 transformers' batched generate (tools/peers/hf_generate_bench.py), Poisson arrivals
+#                 at two rates (50% and 90% of the offline request rate unless KVASIR_SERVE_RATES),
+#                 a 4K shared prefix with and without prefix caching -> serve-*.json. Knobs (env):
+#                 KVASIR_SERVE_REQUESTS (512), _SUBSAMPLE (64), _PROMPT_MIN/_PROMPT_MAX (1024/8192),
+#                 _OUTPUT_TOKENS (256), _SEED (0), _POLICY (full), _MAX_BATCH (256),
+#                 _STEP_TOKENS (8192), _KV_BUDGET (90GiB), _RATES ("R1 R2" requests/s),
+#                 _ONLINE_SECONDS (40: online runs get rate x this many requests), _PREFIX_TOKENS
+#                 (4096), _PREFIX_REQUESTS (64), _PREFIX_RATE (2), _HF (1; 0 skips transformers),
+#                 _PARTS ("offline subsample hf online prefix": a subset runs only those), _MODEL and
+#                 _DEVICE (a dry run of the step on the CPU: tiny:llama, cpu, small sizes).
 # KVASIR_BENCH_ARGS adds arguments to the benchmark (e.g. "--op merge_states").
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -179,6 +191,8 @@ remote() {
         paged "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       pagedstep)
         pagedstep "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
+      serve)
+        serve_step "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       *)
         echo "unknown step $step" >> "$log"; rc=2 ;;
     esac
@@ -275,6 +289,64 @@ pagedstep() {
     # shellcheck disable=SC2086
     timeout 120 "${big[@]}" --batch 64 --max-tokens 32 $policy --profile | sed -n '/^-- /,$p' || rc=1
   done
+  return $rc
+}
+
+# End-to-end serving benchmarks of synthetic llama3-8b (issue 5). Each part has a time cap so
+# that one slow part cannot eat the call; a part that fails or times out fails the step, the
+# others still run. Sizes shrink through the KVASIR_SERVE_* variables listed at the top.
+serve_step() {
+  local root=$1 out=$2 work=/tmp/kvasir-serve rc=0
+  rm -rf "$work" && mkdir -p "$work"
+  local n=${KVASIR_SERVE_REQUESTS:-512} sub=${KVASIR_SERVE_SUBSAMPLE:-64}
+  local parts=" ${KVASIR_SERVE_PARTS:-offline subsample hf online prefix} "
+  local bench=("$root/jre/bin/java" -jar "$root/kvasir-bench.jar" serve --model "${KVASIR_SERVE_MODEL:-synthetic:llama3-8b}"
+    --device "${KVASIR_SERVE_DEVICE:-cuda}" --dtype bf16 --policy "${KVASIR_SERVE_POLICY:-full}" --max-batch "${KVASIR_SERVE_MAX_BATCH:-256}"
+    --max-step-tokens "${KVASIR_SERVE_STEP_TOKENS:-8192}" --kv-budget "${KVASIR_SERVE_KV_BUDGET:-90GiB}"
+    --seed "${KVASIR_SERVE_SEED:-0}" --output-tokens "${KVASIR_SERVE_OUTPUT_TOKENS:-256}" --warmup 4)
+  local lengths=(--prompt-min "${KVASIR_SERVE_PROMPT_MIN:-1024}" --prompt-max "${KVASIR_SERVE_PROMPT_MAX:-8192}")
+  local offline="$out/$KVASIR_DATE-serve-offline.json"
+  if [[ $parts == *" offline "* ]]; then
+    echo "## offline: $n requests"
+    timeout 270 "${bench[@]}" "${lengths[@]}" --requests "$n" --roofline --record "$offline" || rc=1
+  fi
+  if [[ $parts == *" subsample "* || $parts == *" hf "* ]]; then
+    echo "## offline: the first $sub of the $n requests (exported for transformers)"
+    timeout 90 "${bench[@]}" "${lengths[@]}" --requests "$n" --subsample "$sub" --roofline \
+      --export-workload "$work/subsample-workload.json" --record "$out/$KVASIR_DATE-serve-subsample.json" || rc=1
+  fi
+  if [[ $parts == *" hf "* && ${KVASIR_SERVE_HF:-1} != 0 ]]; then
+    echo "## transformers generate on the same $sub requests"
+    timeout 180 python3 "$KV_ROOT/tools/peers/hf_generate_bench.py" "$work/subsample-workload.json" \
+      --out "$out/$KVASIR_DATE-serve-subsample-hf.json" || rc=1
+  fi
+  if [[ $parts == *" online "* ]]; then
+    local rates=${KVASIR_SERVE_RATES:-}
+    if [[ -z $rates ]]; then
+      # 50% and 90% of the offline request rate.
+      rates=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]["request_throughput_per_s"]
+print("%.3f %.3f" % (0.5 * r, 0.9 * r))' "$offline") || { echo "no offline record: set KVASIR_SERVE_RATES"; rc=1; }
+    fi
+    local rate
+    for rate in $rates; do
+      # About KVASIR_SERVE_ONLINE_SECONDS of arrivals, at most the offline count.
+      local count
+      count=$(python3 -c 'import math,sys; print(max(1, min(int(sys.argv[3]), math.ceil(float(sys.argv[1]) * float(sys.argv[2])))))' \
+        "$rate" "${KVASIR_SERVE_ONLINE_SECONDS:-40}" "$n")
+      echo "## online: $count requests at $rate requests/s"
+      timeout 150 "${bench[@]}" "${lengths[@]}" --requests "$count" --rate "$rate" --roofline \
+        --record "$out/$KVASIR_DATE-serve-online-r$rate.json" || rc=1
+    done
+  fi
+  if [[ $parts == *" prefix "* ]]; then
+    local prefix=(--shared-prefix "${KVASIR_SERVE_PREFIX_TOKENS:-4096}" --prompt-min 128 --prompt-max 512
+      --requests "${KVASIR_SERVE_PREFIX_REQUESTS:-64}" --rate "${KVASIR_SERVE_PREFIX_RATE:-2}")
+    echo "## shared prefix, prefix cache on"
+    timeout 120 "${bench[@]}" "${prefix[@]}" --record "$out/$KVASIR_DATE-serve-prefix-cache.json" || rc=1
+    echo "## shared prefix, prefix cache off"
+    timeout 120 "${bench[@]}" "${prefix[@]}" --no-prefix-cache \
+      --record "$out/$KVASIR_DATE-serve-prefix-nocache.json" || rc=1
+  fi
   return $rc
 }
 

@@ -23,16 +23,27 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
-def main(out_path):
-    config = transformers.LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336,
-                                      num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
-                                      max_position_embeddings=131072, rms_norm_eps=1e-5, rope_theta=500000.0,
-                                      rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                                                    "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
-                                      tie_word_embeddings=False, attn_implementation="sdpa")
+def llama3_8b_config():
+    """Llama-3.1-8B's shapes (the synthetic:llama3-8b preset of Kvasir), SDPA attention."""
+    return transformers.LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336,
+                                    num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                                    max_position_embeddings=131072, rms_norm_eps=1e-5, rope_theta=500000.0,
+                                    rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                                  "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+                                    tie_word_embeddings=False, attn_implementation="sdpa")
+
+
+def llama3_8b_model():
+    """Llama-3-8B shapes with random bf16 weights, made on the GPU (no download), in eval mode."""
+    config = llama3_8b_config()
     torch.set_default_dtype(torch.bfloat16)
     with torch.device("cuda"):
-        model = transformers.LlamaForCausalLM(config).eval()
+        return transformers.LlamaForCausalLM(config).eval()
+
+
+def main(out_path):
+    model = llama3_8b_model()
+    config = model.config
     result = {"transformers": transformers.__version__, "torch": torch.__version__,
               "device": torch.cuda.get_device_name(0), "model": "llama3-8b shapes, random bf16, sdpa"}
     gen = torch.Generator(device="cuda").manual_seed(0)

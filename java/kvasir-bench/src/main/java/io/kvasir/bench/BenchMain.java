@@ -14,11 +14,13 @@ import picocli.CommandLine.Spec;
     name = "kvasir-bench",
     mixinStandardHelpOptions = true,
     versionProvider = BenchMain.Version.class,
-    description = "Kvasir benchmarks: long-context task records (JSONL), model accuracy on them, perplexity.",
+    description = "Kvasir benchmarks: long-context task records (JSONL), model accuracy on them, perplexity,"
+        + " end-to-end serving (throughput, TTFT/TPOT/ITL).",
     subcommands = {
         TasksCommand.class,
         EvalCommand.class,
         PplCommand.class,
+        ServeCommand.class,
         CommandLine.HelpCommand.class,
     })
 public final class BenchMain implements Runnable {

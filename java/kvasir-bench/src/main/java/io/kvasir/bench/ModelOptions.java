@@ -32,8 +32,8 @@ final class ModelOptions {
       + " checkpoint is fp32).")
   WeightType dtype;
 
-  @Option(names = "--batch", defaultValue = "8", description = "Sequences run together (the KV cache holds this many"
-      + " full contexts; default ${DEFAULT-VALUE}).")
+  @Option(names = {"--batch", "--max-batch"}, defaultValue = "8", description = "Sequences run together (the KV"
+      + " cache holds this many full contexts unless --kv-budget says otherwise; default ${DEFAULT-VALUE}).")
   int batch;
 
   @Option(names = "--tokenizer", paramLabel = "DIR", description = "A directory with tokenizer.json (for synthetic"
@@ -64,6 +64,11 @@ final class ModelOptions {
    * @throws IllegalArgumentException when the CUDA device does not exist or an option is out of range
    */
   Engine build(int maxContext) {
+    return builder(maxContext).build();
+  }
+
+  /** The builder of {@link #build}, for commands that set more options. */
+  Engine.Builder builder(int maxContext) {
     if (batch < 1) {
       throw new IllegalArgumentException("--batch " + batch + " must be >= 1");
     }
@@ -78,7 +83,7 @@ final class ModelOptions {
     if (policy != null) {
       builder.optPolicy(policy);
     }
-    return builder.build();
+    return builder;
   }
 
   /** Where the model's tokenizer.json lives (the engine's own, read again for exact counts). */

@@ -11,9 +11,9 @@ import io.kvasir.model.tokenizer.ChatMessage;
 import io.kvasir.nativeapi.Backend;
 import io.kvasir.nativeapi.DType;
 import io.kvasir.nativeapi.Devices;
-import io.kvasir.nativeapi.ModelShape;
 import io.kvasir.nativeapi.Roofline;
-import io.kvasir.nativeapi.Stream;
+import io.kvasir.perf.PerfRecords;
+import io.kvasir.perf.StepCost;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -215,9 +215,7 @@ final class GenerateCommand implements Callable<Integer> {
       }
       Roofline ceiling = null;
       if (roofline) {
-        try (Stream stream = Stream.create(backend, deviceIndex)) {
-          ceiling = Roofline.probe(stream, 0, 0);
-        }
+        ceiling = PerfRecords.probe(backend, deviceIndex);
       }
       int[] ids = promptIds(engine);
       List<GenerationRequest> requests = new java.util.ArrayList<>();
@@ -251,11 +249,8 @@ final class GenerateCommand implements Callable<Integer> {
       if (ceiling != null) {
         // A decode step reads every weight matrix once (the embedding only as a tied LM head) and
         // the sequence's K and V; at the mean context length of the decode.
-        ModelShape shape = engine.shape();
-        long embedBytes = (long) shape.vocabSize() * shape.hiddenSize() * shape.weightDtype().byteSize();
-        long weights = engine.weightBytes() - (shape.tieWordEmbeddings() ? 0 : embedBytes);
         double meanContext = r.stats().promptTokens() + r.stats().generatedTokens() / 2.0;
-        double stepBytes = weights + batch * meanContext * shape.kvBytesPerToken();
+        double stepBytes = new StepCost(engine.shape(), engine.weightBytes()).bytes(batch * meanContext);
         // A step of the batch yields one token per sequence.
         double rooflineTokens = batch * ceiling.readBytesPerS() / stepBytes;
         out.printf(Locale.ROOT, "-- roofline: %.2f GB per decode step / %.1f GB/s read = %.2f tokens/s; decode at %.1f%%%n",

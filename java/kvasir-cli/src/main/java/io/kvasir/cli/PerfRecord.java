@@ -4,15 +4,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kvasir.engine.Engine;
 import io.kvasir.engine.GenerationResult;
-import io.kvasir.nativeapi.DeviceInfo;
-import io.kvasir.nativeapi.Devices;
-import io.kvasir.nativeapi.Kvasir;
 import io.kvasir.nativeapi.ModelShape;
 import io.kvasir.nativeapi.Roofline;
+import io.kvasir.perf.PerfRecords;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.time.LocalDate;
-import java.time.ZoneOffset;
 
 /** A perf record (DESIGN.md "Rooflines and the perf record") of one generation against its roofline. */
 final class PerfRecord {
@@ -22,18 +18,8 @@ final class PerfRecord {
       io.kvasir.engine.GenerationStats total, int batch, double stepBytes, double rooflineTokens, String args)
       throws IOException {
     ObjectMapper json = new ObjectMapper();
-    ObjectNode root = json.createObjectNode();
-    root.put("record", "kvasir-perf/1");
-    root.put("topic", "decode");
-    root.put("date", LocalDate.now(ZoneOffset.UTC).toString());
-    String commit = System.getenv("KVASIR_GIT_COMMIT");
-    root.put("git_commit", commit == null ? "unknown" : commit);
-    DeviceInfo device = Devices.props(ceiling.backend(), ceiling.device());
-    String line = System.getenv("KVASIR_DEVICE_LINE");
-    root.put("device", line != null ? line : device.name() + " (" + device.arch() + ", " + device.computeUnits()
-        + " compute units)");
-    root.put("library", Kvasir.buildInfo());
-    root.put("command", "kvasir " + args);
+    ObjectNode root = PerfRecords.header(json.createObjectNode(), "decode", ceiling.backend(), ceiling.device(),
+        "kvasir " + args);
     ModelShape shape = engine.shape();
     ObjectNode config = root.putObject("configuration");
     config.put("model", engine.modelName());

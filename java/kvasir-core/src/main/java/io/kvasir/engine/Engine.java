@@ -191,6 +191,41 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
+   * Serves requests that arrive over time (online benchmarks): each is scheduled once its arrival
+   * offset has passed since the start of the call, joining the running batch (continuous
+   * batching); while nothing has arrived and nothing runs, the call sleeps. Each listener (the
+   * list may be null, or hold nulls) streams its request's tokens. Tokens are those
+   * {@link #generateAll} gives for the same requests: only timing depends on arrival.
+   *
+   * @throws IllegalStateException when the engine has no cache policy (slot caches batch statically)
+   */
+  public ServeResult serve(List<TimedRequest> requests, List<TokenListener> listeners) {
+    return serve(requests, listeners, EngineClock.SYSTEM);
+  }
+
+  /** As {@link #serve(List, List)} on a given clock (tests inject one that never sleeps). */
+  public synchronized ServeResult serve(List<TimedRequest> requests, List<TokenListener> listeners,
+      EngineClock clock) {
+    Objects.requireNonNull(requests, "requests");
+    Objects.requireNonNull(clock, "clock");
+    if (listeners != null && listeners.size() != requests.size()) {
+      throw new IllegalArgumentException(listeners.size() + " listeners for " + requests.size() + " requests");
+    }
+    if (paged == null) {
+      throw new IllegalStateException("serve needs a cache policy (continuous batching over a paged cache): build "
+          + "the engine with optPolicy, e.g. \"full\"");
+    }
+    List<GenerationRequest> plain = new ArrayList<>(requests.size());
+    long[] arrivals = new long[requests.size()];
+    for (int i = 0; i < arrivals.length; ++i) {
+      plain.add(requests.get(i).request());
+      arrivals[i] = requests.get(i).arrivalNanos();
+    }
+    PagedRun run = new PagedRun(model, paged.cache(), paged.kv(), paged.policy(), paged.config(), codec, eosIds);
+    return run.serve(plain, arrivals, listeners, requestIds.getAndAdd(requests.size()), 1, clock);
+  }
+
+  /**
    * {@code n} samples of one request: each draws with its own request id (the sampling key), so
    * with temperature above 0 they differ. Under a cache policy they share the prompt's pages
    * (prefilled once, copied on write); without one they run as {@code n} copies.

@@ -58,91 +58,157 @@ final class PagedRun {
    */
   List<GenerationResult> run(List<GenerationRequest> requests, List<TokenListener> listeners, long firstRequestId,
       int n) {
+    long[] arrivals = new long[requests.size()];  // all at the start
+    return serve(requests, arrivals, listeners, firstRequestId, n, EngineClock.SYSTEM).results();
+  }
+
+  /**
+   * Runs requests that arrive over time: request {@code i} is handed to the scheduler once
+   * {@code arrivalNanos[i]} has passed since the start of the call (requests arriving together
+   * keep their order), and the loop sleeps on {@code clock} while nothing has arrived and nothing
+   * runs. Arrival never changes a request's tokens: sampling is keyed by the request id.
+   *
+   * @throws java.util.concurrent.CancellationException when interrupted while waiting for an
+   *     arrival (nothing is running then, so no pages are left behind)
+   */
+  ServeResult serve(List<GenerationRequest> requests, long[] arrivalNanos, List<TokenListener> listeners,
+      long firstRequestId, int n, EngineClock clock) {
     if (n < 1 || (n > 1 && listeners != null)) {
       throw new IllegalArgumentException("n=" + n + " samples must be >= 1, and stream to no listener when above 1");
     }
-    final long start = System.nanoTime();
-    Scheduler sched = new Scheduler(config, kv);
-    Map<Long, SequenceOutput> byId = new HashMap<>();
-    List<SequenceOutput> seqs = new ArrayList<>();
-    for (int i = 0; i < requests.size(); ++i) {
-      GenerationRequest r = requests.get(i);
+    if (arrivalNanos.length != requests.size()) {
+      throw new IllegalArgumentException(arrivalNanos.length + " arrival times for " + requests.size() + " requests");
+    }
+    for (GenerationRequest r : requests) {
       if (r.promptTokens().length >= config.maxModelLen() - 1) {
         throw new IllegalArgumentException("the prompt has " + r.promptTokens().length + " tokens; the context holds "
             + (config.maxModelLen() - 1) + " (prompt plus at least one generated token)");
       }
+    }
+    final long start = clock.nanoTime();
+    final long queried0 = kv.prefixTokensQueried();
+    final long hit0 = kv.prefixTokensHit();
+    Scheduler sched = new Scheduler(config, kv);
+    Map<Long, SequenceOutput> byId = new HashMap<>();
+    List<SequenceOutput> seqs = new ArrayList<>();
+    for (int i = 0; i < requests.size(); ++i) {
       long base = firstRequestId + (long) i * n;
-      long[] sampleIds = new long[n - 1];
       for (int j = 0; j < n; ++j) {
-        SequenceOutput s = new SequenceOutput(r, listeners == null ? null : listeners.get(i), base + j, codec);
+        SequenceOutput s = new SequenceOutput(requests.get(i), listeners == null ? null : listeners.get(i), base + j,
+            codec);
         seqs.add(s);
         byId.put(s.requestId, s);
-        if (j > 0) {
-          sampleIds[j - 1] = s.requestId;
-        }
       }
-      SequenceOutput first = byId.get(base);
-      // The scheduler ends a sequence on these tokens; SequenceOutput keeps them out of the output.
-      sched.submit(new SchedRequest(base, r.promptTokens(), r.maxTokens() + 1, t -> first.isStopToken(t, eosIds), 0,
-          sampleIds));
     }
+    // Submission order: by arrival, ties in the order given (a stable sort).
+    Integer[] order = new Integer[requests.size()];
+    for (int i = 0; i < order.length; ++i) {
+      order[i] = i;
+    }
+    java.util.Arrays.sort(order, java.util.Comparator.comparingLong(i -> arrivalNanos[i]));
+    int nextArrival = 0;
     LayerWork work = policy.layerWork();
-    long steps = 0;
-    while (sched.hasWork()) {
-      StepPlan plan = sched.plan(null);
-      if (!plan.copies().isEmpty()) {
-        cache.copyPages(plan.copies().stream().mapToInt(c -> c.src()).toArray(),
-            plan.copies().stream().mapToInt(c -> c.dst()).toArray());
+    List<StepTrace> trace = new ArrayList<>();
+    while (nextArrival < order.length || sched.hasWork()) {
+      long now = clock.nanoTime();
+      while (nextArrival < order.length && arrivalNanos[order[nextArrival]] <= now - start) {
+        int i = order[nextArrival++];
+        submit(sched, requests.get(i), firstRequestId + (long) i * n, n, byId);
       }
-      if (plan.isEmpty()) {
-        // Cannot happen: submit() refuses what could not fit alone, and the oldest sequence can
-        // always run once the younger ones are preempted. Fail loudly rather than spin.
-        throw new IllegalStateException("the scheduler planned an empty step with " + sched.waitingCount()
-            + " waiting and " + sched.runningCount() + " running sequences");
+      if (!sched.hasWork()) {
+        waitUntil(clock, start + arrivalNanos[order[nextArrival]]);
+        continue;
       }
-      PagedStepBatch batch = new PagedStepBatch();
-      if (work.selection() == LayerWork.Selection.QUEST) {
-        batch.quest(work.topKPages());
-      }
-      boolean logits = false;
-      for (StepPlan.Entry e : plan.entries()) {
-        SequenceOutput s = byId.get(e.seqId());
-        batch.add(kv.pageTable(e.seqId()), e.startPos(), e.tokens(), s.sampling());
-        logits |= e.sample() && s.request.returnPromptLogits() && s.firstTokenNanos == 0;
-      }
-      if (logits) {
-        batch.withLogits();
-      }
-      StepResult result = model.stepPaged(cache, batch);
-      ++steps;
-      List<Integer> sampled = new ArrayList<>();
-      for (int i = 0; i < plan.entries().size(); ++i) {
-        StepPlan.Entry e = plan.entries().get(i);
-        if (!e.sample()) {
-          continue;
-        }
-        SequenceOutput s = byId.get(e.seqId());
-        int token = result.token(i);
-        sampled.add(token);
-        if (s.finish != null) {
-          continue;  // already ended (a stop string); its cancellation lands at the next plan
-        }
-        if (s.firstTokenNanos == 0 && s.request.returnPromptLogits()) {
-          s.promptLogits = result.logits(i);
-        }
-        s.accept(token, eosIds, config.maxModelLen() - 1);
-        if (s.finish != null) {
-          sched.cancel(s.requestId);
-        }
-      }
-      sched.complete(sampled.stream().mapToInt(Integer::intValue).toArray());
+      trace.add(step(sched, byId, work, clock));
     }
+    long end = clock.nanoTime();
     LOG.debug("paged run: {} requests in {} steps, {} preemptions, prefix cache {} of {} tokens", requests.size(),
-        steps, sched.preemptions(), kv.prefixTokensHit(), kv.prefixTokensQueried());
+        trace.size(), sched.preemptions(), kv.prefixTokensHit() - hit0, kv.prefixTokensQueried() - queried0);
     List<GenerationResult> out = new ArrayList<>();
-    for (SequenceOutput s : seqs) {
-      out.add(s.result(start, model.shape().kvBytesPerToken()));
+    for (int k = 0; k < seqs.size(); ++k) {
+      out.add(seqs.get(k).result(start, start + arrivalNanos[k / n], model.shape().kvBytesPerToken()));
     }
-    return out;
+    return new ServeResult(out, (end - start) / 1e6, sched.preemptions(), kv.prefixTokensQueried() - queried0,
+        kv.prefixTokensHit() - hit0, trace);
+  }
+
+  private static void waitUntil(EngineClock clock, long nanoTime) {
+    try {
+      clock.sleepUntil(nanoTime);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new java.util.concurrent.CancellationException("interrupted while waiting for the next request to arrive");
+    }
+  }
+
+  private void submit(Scheduler sched, GenerationRequest r, long base, int n, Map<Long, SequenceOutput> byId) {
+    long[] sampleIds = new long[n - 1];
+    for (int j = 1; j < n; ++j) {
+      sampleIds[j - 1] = base + j;
+    }
+    SequenceOutput first = byId.get(base);
+    // The scheduler ends a sequence on these tokens; SequenceOutput keeps them out of the output.
+    sched.submit(new SchedRequest(base, r.promptTokens(), r.maxTokens() + 1, t -> first.isStopToken(t, eosIds), 0,
+        sampleIds));
+  }
+
+  // One step: plan (copy-on-write copies first), run the native paged step, hand the sampled tokens back.
+  private StepTrace step(Scheduler sched, Map<Long, SequenceOutput> byId, LayerWork work, EngineClock clock) {
+    long t0 = clock.nanoTime();
+    StepPlan plan = sched.plan(null);
+    if (!plan.copies().isEmpty()) {
+      cache.copyPages(plan.copies().stream().mapToInt(c -> c.src()).toArray(),
+          plan.copies().stream().mapToInt(c -> c.dst()).toArray());
+    }
+    if (plan.isEmpty()) {
+      // Cannot happen: submit() refuses what could not fit alone, and the oldest sequence can
+      // always run once the younger ones are preempted. Fail loudly rather than spin.
+      throw new IllegalStateException("the scheduler planned an empty step with " + sched.waitingCount()
+          + " waiting and " + sched.runningCount() + " running sequences");
+    }
+    PagedStepBatch batch = new PagedStepBatch();
+    if (work.selection() == LayerWork.Selection.QUEST) {
+      batch.quest(work.topKPages());
+    }
+    boolean logits = false;
+    int tokens = 0;
+    long kvRead = 0;
+    long pairs = 0;
+    for (StepPlan.Entry e : plan.entries()) {
+      SequenceOutput s = byId.get(e.seqId());
+      batch.add(kv.pageTable(e.seqId()), e.startPos(), e.tokens(), s.sampling());
+      logits |= e.sample() && s.request.returnPromptLogits() && !s.sampledAny;
+      long len = e.tokens().length;
+      tokens += len;
+      kvRead += e.startPos() + len;
+      pairs += len * e.startPos() + len * (len + 1) / 2;
+    }
+    if (logits) {
+      batch.withLogits();
+    }
+    StepResult result = model.stepPaged(cache, batch);
+    long now = clock.nanoTime();
+    List<Integer> sampled = new ArrayList<>();
+    for (int i = 0; i < plan.entries().size(); ++i) {
+      StepPlan.Entry e = plan.entries().get(i);
+      if (!e.sample()) {
+        continue;
+      }
+      SequenceOutput s = byId.get(e.seqId());
+      int token = result.token(i);
+      sampled.add(token);
+      if (s.finish != null) {
+        continue;  // already ended (a stop string); its cancellation lands at the next plan
+      }
+      if (!s.sampledAny && s.request.returnPromptLogits()) {
+        s.promptLogits = result.logits(i);
+      }
+      s.accept(token, eosIds, config.maxModelLen() - 1, now);
+      if (s.finish != null) {
+        sched.cancel(s.requestId);
+      }
+    }
+    sched.complete(sampled.stream().mapToInt(Integer::intValue).toArray());
+    return new StepTrace(plan.entries().size(), tokens, sampled.size(), kvRead, pairs, clock.nanoTime() - t0);
   }
 }

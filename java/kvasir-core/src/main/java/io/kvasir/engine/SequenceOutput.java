@@ -18,8 +18,10 @@ final class SequenceOutput {
   final StringBuilder text = new StringBuilder();
   final TextCodec.Detokenizer detokenizer;
   FinishReason finish;
+  boolean sampledAny;    // a token was sampled (times may be 0 on an injected clock)
   long firstTokenNanos;
   long lastTokenNanos;
+  private long[] emitNanos = new long[8];  // when each generated token was output (inter-token gaps)
   float[] promptLogits;
 
   SequenceOutput(GenerationRequest request, TokenListener listener, long requestId, TextCodec codec) {
@@ -50,8 +52,13 @@ final class SequenceOutput {
    * {@code context} tokens in all) ends the sequence.
    */
   void accept(int token, int[] eosIds, int context) {
-    long now = System.nanoTime();
-    if (firstTokenNanos == 0) {
+    accept(token, eosIds, context, System.nanoTime());
+  }
+
+  /** As {@link #accept(int, int[], int)}, the token sampled at {@code now} on the run's clock. */
+  void accept(int token, int[] eosIds, int context, long now) {
+    if (!sampledAny) {
+      sampledAny = true;
       firstTokenNanos = now;
     }
     lastTokenNanos = now;
@@ -59,6 +66,10 @@ final class SequenceOutput {
       finish = FinishReason.STOP;
       return;
     }
+    if (generated.size() == emitNanos.length) {
+      emitNanos = java.util.Arrays.copyOf(emitNanos, emitNanos.length * 2);
+    }
+    emitNanos[generated.size()] = now;
     generated.add(token);
     String delta = detokenizer == null ? null : detokenizer.push(token);
     String visible = delta == null ? null : appendText(delta);
@@ -92,6 +103,11 @@ final class SequenceOutput {
   }
 
   GenerationResult result(long startNanos, long kvBytesPerToken) {
+    return result(startNanos, startNanos, kvBytesPerToken);
+  }
+
+  /** The result of a request that arrived at {@code arrival} of a run started at {@code startNanos} (one clock). */
+  GenerationResult result(long startNanos, long arrival, long kvBytesPerToken) {
     if (finish == null) {
       finish = FinishReason.LENGTH;
     }
@@ -100,8 +116,13 @@ final class SequenceOutput {
     }
     int[] tokens = generated.stream().mapToInt(Integer::intValue).toArray();
     int promptLen = request.promptTokens().length;
-    GenerationStats stats = new GenerationStats(promptLen, tokens.length, (firstTokenNanos - startNanos) / 1e6,
-        (lastTokenNanos - firstTokenNanos) / 1e6, (long) (promptLen + Math.max(0, tokens.length - 1)) * kvBytesPerToken);
+    double[] gaps = new double[Math.max(0, tokens.length - 1)];
+    for (int i = 0; i < gaps.length; ++i) {
+      gaps[i] = (emitNanos[i + 1] - emitNanos[i]) / 1e6;
+    }
+    GenerationStats stats = new GenerationStats(promptLen, tokens.length, (firstTokenNanos - arrival) / 1e6,
+        (lastTokenNanos - firstTokenNanos) / 1e6, (long) (promptLen + Math.max(0, tokens.length - 1)) * kvBytesPerToken,
+        (arrival - startNanos) / 1e6, gaps);
     return new GenerationResult(tokens, detokenizer == null ? null : text.toString(), finish, stats, promptLogits);
   }
 
