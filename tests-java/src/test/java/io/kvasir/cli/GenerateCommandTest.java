@@ -16,6 +16,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -84,6 +85,29 @@ class GenerateCommandTest {
     Run lonely = run("generate", "--model", "tiny:llama", "--prompt-ids", "1", "--no-prefix-cache");
     assertEquals(2, lonely.exit());
     assertTrue(lonely.err().contains("--no-prefix-cache needs --policy"), lonely.err());
+  }
+
+  @Test
+  void nSamplesShareThePromptAndEachIsPrinted() {
+    // Greedy samples are all the single greedy continuation: the same ids as a plain run.
+    Run plain = run("generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8,9", "--max-tokens", "6",
+        "--ignore-eos", "--greedy-ids");
+    assertEquals(0, plain.exit(), plain.err());
+    String ids = plain.out().lines().filter(l -> l.startsWith("ids: ")).findFirst().orElseThrow();
+    Run greedy = run("generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8,9", "--max-tokens", "6",
+        "--ignore-eos", "--greedy-ids", "--policy", "full", "--n", "3");
+    assertEquals(0, greedy.exit(), greedy.err());
+    assertEquals(List.of(ids, ids, ids), greedy.out().lines().filter(l -> l.startsWith("ids: ")).toList());
+    assertEquals(3, greedy.out().lines().filter(l -> l.startsWith("[sample ")).count(), greedy.out());
+    assertTrue(greedy.out().contains("3 samples, 18 tokens generated in all"), greedy.out());
+    // Sampled: three different seeds of one request would be a coincidence to agree everywhere.
+    Run sampled = run("generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8,9", "--max-tokens", "12",
+        "--ignore-eos", "--greedy-ids", "--policy", "full", "--n", "3", "--temperature", "1.5");
+    assertEquals(0, sampled.exit(), sampled.err());
+    assertEquals(3, sampled.out().lines().filter(l -> l.startsWith("ids: ")).distinct().count(), sampled.out());
+    Run bad = run("generate", "--model", "tiny:llama", "--prompt-ids", "1", "--n", "2", "--batch", "2");
+    assertEquals(2, bad.exit());
+    assertTrue(bad.err().contains("--n 2"), bad.err());
   }
 
   @Test

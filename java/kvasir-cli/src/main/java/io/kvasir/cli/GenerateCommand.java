@@ -120,6 +120,11 @@ final class GenerateCommand implements Callable<Integer> {
       + " (seeds seed, seed+1, ...; for throughput measurements). The first one is printed.")
   int batch;
 
+  @Option(names = "--n", paramLabel = "N", defaultValue = "1", description = "Draw N samples of the prompt (as the"
+      + " OpenAI API's n); under --policy they share the prompt's KV pages, which are prefilled once. Each sample"
+      + " is printed after the run, numbered; use --temperature > 0 for different samples.")
+  int samples;
+
   @Option(names = "--roofline", description = "Measure the device's read bandwidth first and report decode speed"
       + " against its roofline (bytes one decode step must read / bandwidth).")
   boolean roofline;
@@ -176,8 +181,13 @@ final class GenerateCommand implements Callable<Integer> {
       err.println("error: --batch " + batch + " must be >= 1");
       return 2;
     }
+    if (samples < 1 || (samples > 1 && (batch > 1 || logitsOut != null || roofline))) {
+      err.println("error: --n " + samples + " must be >= 1, and above 1 goes with neither --batch, --logits-out"
+          + " nor --roofline");
+      return 2;
+    }
     Engine.Builder builder = Engine.builder().setModel(model).optDevice(backend, deviceIndex).optMaxContext(maxContext)
-        .optMaxBatch(batch).optSyntheticSeed(seed);
+        .optMaxBatch(Math.max(batch, samples)).optSyntheticSeed(seed);
     if (dtype != null) {
       builder.optDtype(dtype == WeightType.f32 ? DType.F32 : DType.BF16);
     }
@@ -218,6 +228,25 @@ final class GenerateCommand implements Callable<Integer> {
         ceiling = PerfRecords.probe(backend, deviceIndex);
       }
       int[] ids = promptIds(engine);
+      if (samples > 1) {
+        SamplingParams sampling = new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, seed);
+        GenerationRequest request = GenerationRequest.of(ids, maxTokens, sampling).withIgnoreEos(ignoreEos)
+            .withStopStrings(stops == null ? List.of() : stops);
+        List<GenerationResult> results = engine.generateSamples(request, samples);
+        for (int i = 0; i < results.size(); ++i) {
+          GenerationResult r = results.get(i);
+          out.println("[sample " + (i + 1) + "/" + samples + "] " + (r.text() != null ? r.text()
+              : Arrays.stream(r.tokens()).mapToObj(Integer::toString).collect(Collectors.joining(" "))));
+          if (greedyIds) {
+            out.println("ids: " + Arrays.stream(r.tokens()).mapToObj(Integer::toString).collect(Collectors.joining(" ")));
+          }
+        }
+        out.printf(Locale.ROOT, "-- %s: %d prompt tokens, %d samples, %d tokens generated in all, TTFT %.1f ms%n",
+            engine.modelName(), ids.length, samples, results.stream().mapToInt(r -> r.tokens().length).sum(),
+            aggregate(results).ttftMillis());
+        out.flush();
+        return 0;
+      }
       List<GenerationRequest> requests = new java.util.ArrayList<>();
       List<io.kvasir.engine.TokenListener> listeners = new java.util.ArrayList<>();
       for (int i = 0; i < batch; ++i) {
