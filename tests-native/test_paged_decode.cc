@@ -116,6 +116,10 @@ struct DecodeSpec {
   Ws ws = Ws::kFull;
   float scale_mult = 1.f;
   Kernel kernel = Kernel::kAuto;
+  // Calls on the same workspace and stream, outputs poisoned between them: split-KV merges in
+  // the last split block to arrive (paged_decode.cu), whose arrival counters must be back at
+  // zero for the next call.
+  int32_t repeats = 1;
 
   std::string name() const {
     std::ostringstream s;
@@ -126,6 +130,7 @@ struct DecodeSpec {
     s << (ws == Ws::kNone ? "_wsnone" : ws == Ws::kFull ? "" : "_wssmall");
     if (scale_mult != 1.f) s << "_scale" << scale_mult;
     s << (kernel == Kernel::kAuto ? "" : kernel == Kernel::kCudaCore ? "_cudacore" : "_tensorcore");
+    if (repeats > 1) s << "_x" << repeats;
     return s.str();
   }
 };
@@ -197,6 +202,21 @@ std::vector<DecodeSpec> decode_specs() {
   tc(32, 8, 128, 16, {4099}, kHM, kNo, Ws::kNone);
   tc(32, 8, 128, 16, {2500, 1, 0}, kHM, kNo, Ws::kFull, 4.f);
   tc(32, 8, 128, 16, {1000, 3000, 17, 4096, 0, 1, 2048, 513});
+  // Split-KV merged in the kernel: batch 1 with many splits, 4K..64K, partial last pages, and
+  // three calls on one workspace (the arrival counters reset); both kernels.
+  const auto rep3 = [&](int32_t hq, int32_t hkv, int32_t d, std::vector<int32_t> lens, Kernel k) {
+    DecodeSpec x{kBF, hq, hkv, d, 16, std::move(lens), kHM, kNo, Ws::kFull, 1.f, k};
+    x.repeats = 3;
+    v.push_back(std::move(x));
+  };
+  rep3(32, 8, 128, {4093}, Kernel::kTensorCore);
+  rep3(32, 8, 128, {65531}, Kernel::kTensorCore);
+  rep3(32, 8, 64, {40001}, Kernel::kTensorCore);
+  rep3(8, 1, 128, {30007}, Kernel::kTensorCore);
+  rep3(48, 2, 128, {9001}, Kernel::kTensorCore);  // two group tiles, block rows of 16 and 8
+  rep3(32, 8, 128, {65531, 1, 0, 16385}, Kernel::kTensorCore);
+  rep3(32, 8, 128, {20011}, Kernel::kCudaCore);
+  rep3(8, 2, 128, {7000, 33}, Kernel::kAuto);
   // Selections (Quest), per-head tables, token-major pools.
   tc(32, 8, 128, 16, {100, 37, 0, 16}, kHM, Select::kSubset);
   tc(32, 8, 128, 16, {100, 37, 0, 16}, kHM, Select::kAll);
@@ -410,19 +430,27 @@ TEST_P(PagedDecodeTest, MatchesReferenceAndDense) {
   PagedFixture f;
   f.spec = spec;
   f.build(st, p.target.backend, seed);
-  ASSERT_EQ(f.run(st), KV_STATUS_OK) << kv_last_error();
-  ASSERT_EQ(kv_stream_synchronize(st), KV_STATUS_OK) << kv_last_error();
-
   const size_t rows = static_cast<size_t>(f.batch) * spec.hq;
-  std::vector<float> o = read_typed(*f.ob, spec.dtype, rows * spec.d);
-  std::vector<float> lse = f.lb->download_all<float>();
-  std::vector<std::string> failures;
-  check_all_written(*f.ob, o, "o", failures);
-  check_all_written(*f.lb, lse, "lse", failures);
-  if (f.wsb && !f.wsb->guards_intact()) failures.push_back("workspace: write past its end");
   const StateRef ref = f.reference();
-  for (const CompareResult& c : {compare(o, ref.o, ref.o_bound, "o"), compare(lse, ref.lse, ref.lse_bound, "lse")})
-    if (!c.ok) failures.push_back(c.message);
+  std::vector<std::string> failures;
+  std::vector<float> o, lse;
+  for (int32_t call = 0; call < spec.repeats; ++call) {
+    if (call > 0) {  // poisoned again (NaN): a call that writes nothing cannot pass on the last one's output
+      f.ob->fill(0xFF);
+      f.lb->fill(0xFF);
+    }
+    ASSERT_EQ(f.run(st), KV_STATUS_OK) << kv_last_error();
+    ASSERT_EQ(kv_stream_synchronize(st), KV_STATUS_OK) << kv_last_error();
+    o = read_typed(*f.ob, spec.dtype, rows * spec.d);
+    lse = f.lb->download_all<float>();
+    const std::string tag = spec.repeats > 1 ? "call " + std::to_string(call) + ": " : "";
+    check_all_written(*f.ob, o, (tag + "o").c_str(), failures);
+    check_all_written(*f.lb, lse, (tag + "lse").c_str(), failures);
+    if (f.wsb && !f.wsb->guards_intact()) failures.push_back(tag + "workspace: write past its end");
+    for (const CompareResult& c : {compare(o, ref.o, ref.o_bound, (tag + "o").c_str()),
+                                   compare(lse, ref.lse, ref.lse_bound, (tag + "lse").c_str())})
+      if (!c.ok) failures.push_back(c.message);
+  }
 
   // Without a selection: the dense op over the same K/V gathered contiguous, per sequence.
   // Both are within the reference bound, so they differ by at most twice it.

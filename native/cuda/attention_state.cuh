@@ -84,4 +84,59 @@ __device__ __forceinline__ float merge_parts(const float (&acc)[PARTS][G][D], co
   return merged.l > 0.f ? o / merged.l : 0.f;
 }
 
+// Split-KV combination of `count` normalized partial states (o_i, natural-log lse_i) of V
+// consecutive channels of one row: o_i at o + i * o_stride (16-byte aligned for V = 4), lse_i
+// at lse[i * lse_stride]. Each partial is the state (m = lse_i in log2 units, l = 1) folded in
+// with merge_weights (the lse-weighted merge of merge_states, merge_state.cu); empty partials
+// (lse = -inf) weigh nothing, a NaN lse makes the row NaN, all empty gives o = 0 and lse = -inf.
+// The partials were written by other blocks of the running kernel and published by
+// __threadfence + an arrival counter, so they are read with ld.global.cg (L2, never a stale
+// L1 line). Loads go out kBatch splits at a time to overlap their latency.
+template <int V>
+__device__ __forceinline__ void merge_split_partials(const float* o, int64_t o_stride, const float* lse,
+                                                     int64_t lse_stride, int32_t count, float (&out)[V],
+                                                     float* lse_out) {
+  static_assert(V == 1 || V == 4, "one channel or a float4");
+  constexpr int kBatch = 8;
+  SoftmaxState merged;
+  float acc[V];
+#pragma unroll
+  for (int j = 0; j < V; ++j) acc[j] = 0.f;
+  bool nan = false;
+  for (int32_t i0 = 0; i0 < count; i0 += kBatch) {
+    float l[kBatch], x[kBatch][V];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int32_t i = i0 + u;
+      l[u] = i < count ? __ldcg(lse + i * lse_stride) : kNegInf;
+      if constexpr (V == 4) {
+        const float4 v4 = i < count ? __ldcg(reinterpret_cast<const float4*>(o + i * o_stride))
+                                    : make_float4(0.f, 0.f, 0.f, 0.f);
+        x[u][0] = v4.x;
+        x[u][1] = v4.y;
+        x[u][2] = v4.z;
+        x[u][3] = v4.w;
+      } else {
+        x[u][0] = i < count ? __ldcg(o + i * o_stride) : 0.f;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      nan |= isnan(l[u]);
+      if (l[u] == kNegInf || isnan(l[u])) continue;
+      const SoftmaxState part{l[u] * kLog2e, 1.f};
+      SoftmaxState next;
+      float w_acc, w_part;
+      SoftmaxState::merge_weights(merged, part, &next, &w_acc, &w_part);
+#pragma unroll
+      for (int j = 0; j < V; ++j) acc[j] = acc[j] * w_acc + x[u][j] * w_part;
+      merged = next;
+    }
+  }
+  const float inv = merged.l > 0.f ? 1.f / merged.l : 0.f;
+#pragma unroll
+  for (int j = 0; j < V; ++j) out[j] = nan ? kNaN : acc[j] * inv;
+  *lse_out = nan ? kNaN : merged.lse();
+}
+
 }  // namespace kv::cuda

@@ -16,10 +16,19 @@ namespace kv::cuda {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
+// Arrival counters each stream owns: kernels whose blocks hand work to the last one to arrive
+// (split-KV decode merging its splits in the last split block) count arrivals here, one
+// counter per block row (a grid's y extent is at most 65535). Zeroed at stream creation; the
+// last arriving block resets its counter, so they are zero between operations of the stream
+// (and across replays of a CUDA graph captured on it). Kept in the stream rather than in the
+// caller's workspace, which is scratch (any contents on entry, shared with other ops).
+constexpr int32_t kArrivalCounters = 65536;
+
 struct Stream {
   cudaStream_t stream;
   int32_t device;
   DeviceErrorRecord* error_record;  // device-visible address of the pinned record
+  uint32_t* arrivals;               // [kArrivalCounters] device memory, zero between operations
 };
 
 [[noreturn]] void throw_cuda(cudaError_t err, const char* call, const char* file, int line);

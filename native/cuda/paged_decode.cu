@@ -14,10 +14,14 @@
 // stream's error record, the page skipped) and turned into row offsets in shared memory once,
 // so no copy waits on a page-table load. K and V stream through shared memory by cp.async,
 // zero-filled and masked past a partial page or a skipped page. With several splits the
-// blocks write normalized fp32 partial outputs and their lse to the workspace and the N-way
-// merge (merge_state.cu) combines them; splits past a sequence's page count write the empty
+// blocks write normalized fp32 partial outputs and their lse to the workspace; the last split
+// block of each (sequence, KV head, group tile) to finish (an arrival counter of the stream,
+// see merge_splits_if_last) merges them with the state merge (attention_state.cuh) and writes
+// o and lse, so a decode is one launch (a separate merge launch cost ~5 us of launch gap and
+// ramp, a tenth of batch 1 x 32K). Splits past a sequence's page count write the empty
 // state. The number of splits comes from make_plan: the fewest whose blocks fill the GPU's
-// resident-block slots (batch 1 x 32K with 8 KV heads: 33 splits on 132 SMs).
+// resident-block slots, in whole K/V tiles (batch 1 x 32K with 8 KV heads: 32 splits of 16
+// tiles on 132 SMs; see make_plan for the expected time).
 //
 // Tensor-core kernel (bf16, head_dim 64 and 128: everything the model runs; FlashInfer's
 // decode approach). The GQA group is packed into the rows of mma.m16n8k16: a block's 16 rows
@@ -58,6 +62,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 #include "cuda/attention_prefill_kernel.cuh"
 #include "cuda/attention_state.cuh"
@@ -120,6 +127,7 @@ struct PagedDecodeParams {
   PagedDecodeArgs a;
   float* part_o;    // [splits][rows][D] fp32 partial states (several splits)
   float* part_lse;  // [splits][rows]
+  uint32_t* arrivals;  // the stream's arrival counters, one per block row (grid y); zero on entry
   int32_t group, group_tiles, splits, pages_per_split;
   int64_t rows;
   float scale_log2;  // sm_scale * log2(e): scores come out in base 2
@@ -189,6 +197,40 @@ __device__ __forceinline__ void stage_page_list(const PagedDecodeParams& p, int3
     }
     s_off[i] = off;
     s_ntok[i] = ntok;
+  }
+}
+
+// Split-KV epilogue: every thread of the block calls it, last, after writing its share of the
+// block's partial state (rows [row0, row0 + n_rows) of split blockIdx.x). The last of the
+// p.splits blocks of this block row (blockIdx.y) to arrive merges every split's partials of
+// those rows into a.o (dtype T) and a.lse, and resets the row's arrival counter to zero for the
+// stream's next launch; the others return. So split-KV needs no second (merge) launch.
+template <typename T, int D>
+__device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p, int64_t row0, int n_rows) {
+  __shared__ int s_last;
+  __threadfence();  // release: this thread's partial writes are visible device-wide ...
+  __syncthreads();  // ... before thread 0 counts the block in
+  if (threadIdx.x == 0) {
+    const uint32_t arrived = atomicAdd(p.arrivals + blockIdx.y, 1u) + 1u;
+    const int last = arrived == static_cast<uint32_t>(p.splits) ? 1 : 0;
+    if (last) p.arrivals[blockIdx.y] = 0u;  // every split is in: no block of this launch touches it again
+    __threadfence();                        // acquire: the partials are read after the arrivals
+    s_last = last;
+  }
+  __syncthreads();
+  if (!s_last) return;
+  constexpr int kVec = 4;  // channels per item: float4 loads of the partials
+  static_assert(D % kVec == 0, "whole float4 items");
+  const int items = n_rows * (D / kVec);
+  for (int it = threadIdx.x; it < items; it += blockDim.x) {
+    const int h = it / (D / kVec), d = (it % (D / kVec)) * kVec;
+    const int64_t row = row0 + h;
+    float out[kVec], lse;
+    merge_split_partials<kVec>(p.part_o + row * D + d, p.rows * D, p.part_lse + row, p.rows, p.splits, out, &lse);
+    T* o = static_cast<T*>(p.a.o) + row * D + d;
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) store_scalar(o + j, out[j]);
+    if (p.a.lse && d == 0) p.a.lse[row] = lse;
   }
 }
 
@@ -408,6 +450,7 @@ __global__ void __launch_bounds__(kThreads, G >= 8 ? 2 : 3) paged_decode_kernel(
       if (d == 0) p.part_lse[split * p.rows + row] = lse;
     }
   }
+  if (p.splits > 1) merge_splits_if_last<T, D>(p, static_cast<int64_t>(b) * a.num_q_heads + h0, G);
 }
 
 // ----------------------------------------------------------------------------- tensor-core decode
@@ -698,6 +741,7 @@ __global__ void __launch_bounds__(kThreads, TcShape<D>::kMinBlocks) paged_decode
       if (d == 0) p.part_lse[split * p.rows + row] = lse;
     }
   }
+  if (p.splits > 1) merge_splits_if_last<uint16_t, D>(p, static_cast<int64_t>(b) * a.num_q_heads + h0, n_rows);
 }
 
 }  // namespace tc
@@ -745,7 +789,22 @@ struct Plan {
   uint64_t part_o_bytes;  // workspace layout: part_o, then part_lse (256-byte aligned)
 };
 
-Plan make_plan(int64_t slots, const PagedDecodeArgs& a, int32_t group_tiles, uint64_t workspace_bytes) {
+// Splits cover whole K/V tiles of tile_tokens keys where the page size divides the tile:
+// rounding pages_per_split up to whole tiles never adds a tile to a block (ceil(pages * P /
+// tile) is unchanged) and drops the blocks and partial states the rounding frees.
+//
+// Expected time, batch 1 x 32K, bf16, Hq = 32, Hkv = 8, D = 128, P = 16, tensor-core kernel
+// (2 resident blocks per SM: 264 slots on 132 SMs; 8 block rows): wanted_splits gives 33, so
+// 63 pages (1008 keys, 16 tiles, the last partial) per split; whole tiles make it 64 pages =
+// 16 full tiles and 32 splits: 256 blocks in one wave, every block 16 tiles = 512 KiB of K/V.
+// Bytes: 32768 keys x 8 heads x 2 (K, V) x 256 B = 134 MB -> 30.0 us at 4.48 TB/s, the
+// per-SM share (2 blocks, 1 MiB) at 34 GB/s per SM. Fixed costs on top: the launch (event to
+// first block, ~3 us), each block's dependent start (kv_len, then the page-table chunk, then
+// the first cp.async: ~3 round trips, ~2 us), the pipeline drain, and the last split block's
+// merge of 32 partials of 4 rows (32 x 2 KiB from L2 in 4 rounds of 8 loads, ~1-2 us): about
+// 36 us expected, 83% of the read roofline (the separate merge launch this replaced added ~5 us).
+Plan make_plan(int64_t slots, const PagedDecodeArgs& a, int32_t group_tiles, uint64_t workspace_bytes,
+               int32_t tile_tokens) {
   const int64_t blocks = static_cast<int64_t>(a.batch) * a.kv.num_kv_heads * group_tiles;
   const int64_t rows = static_cast<int64_t>(a.batch) * a.num_q_heads;
   int64_t max_pages = (static_cast<int64_t>(a.max_kv_len) + a.kv.page_tokens - 1) / a.kv.page_tokens;
@@ -755,7 +814,13 @@ Plan make_plan(int64_t slots, const PagedDecodeArgs& a, int32_t group_tiles, uin
     splits = std::min<int64_t>(splits - 1, workspace_bytes / split_bytes(1, rows, a.kv.head_dim));
   if (splits < 2) splits = 1;
   Plan plan;
-  plan.pages_per_split = static_cast<int32_t>(std::max<int64_t>(1, (max_pages + splits - 1) / splits));
+  int64_t pages_per_split = std::max<int64_t>(1, (max_pages + splits - 1) / splits);
+  const int32_t P = a.kv.page_tokens;
+  if (P <= tile_tokens && tile_tokens % P == 0) {
+    const int64_t tile_pages = tile_tokens / P;
+    pages_per_split = (pages_per_split + tile_pages - 1) / tile_pages * tile_pages;
+  }
+  plan.pages_per_split = static_cast<int32_t>(pages_per_split);
   plan.splits = max_pages == 0 ? 1 : static_cast<int32_t>((max_pages + plan.pages_per_split - 1) / plan.pages_per_split);
   plan.part_o_bytes = align256(static_cast<uint64_t>(plan.splits) * rows * a.kv.head_dim * 4);
   return plan;
@@ -763,12 +828,13 @@ Plan make_plan(int64_t slots, const PagedDecodeArgs& a, int32_t group_tiles, uin
 
 struct DecodeKernel {
   void (*fn)(PagedDecodeParams);
-  int smem_bytes;  // dynamic shared memory
+  int smem_bytes;   // dynamic shared memory
+  int tile_tokens;  // keys per K/V tile
 };
 
 template <typename T, int D, int G>
 DecodeKernel kernel_of() {
-  return {paged_decode_kernel<T, D, G>, smem_bytes<T, D, G>()};
+  return {paged_decode_kernel<T, D, G>, smem_bytes<T, D, G>(), Shape<T, D, G>::kTile};
 }
 
 template <typename T, int D>
@@ -793,7 +859,7 @@ DecodeKernel kernel_t(int g, int d) {
 template <int D>
 DecodeKernel tc_kernel_of(bool split_p) {
   return {split_p ? tc::paged_decode_tc_kernel<D, true> : tc::paged_decode_tc_kernel<D, false>,
-          tc::TcShape<D>::kSmemBytes};
+          tc::TcShape<D>::kSmemBytes, tc::kKeys};
 }
 
 // Which decode kernel runs: KVASIR_PAGED_DECODE_KERNEL = auto (unset: the tensor-core kernel
@@ -821,6 +887,36 @@ bool tensor_core_covers(const PagedDecodeArgs& a) {
 }
 
 bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
+
+// Sets the kernel's attributes on the device the first time it runs there and returns its
+// resident blocks per SM (clamped to [1, kMaxBlocksPerSm]); later calls find both cached, so a
+// decode's host cost is its launch (the attribute calls and the occupancy query took several
+// us per call, more than a small decode's GPU time when calls are issued back to back).
+int prepare_kernel(int32_t device, const DecodeKernel& kernel, bool carveout_max_shared) {
+  struct Entry {
+    void (*fn)(PagedDecodeParams);
+    int32_t device;
+    int resident;
+  };
+  static std::mutex mu;
+  static std::vector<Entry> cache;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const Entry& e : cache)
+      if (e.fn == kernel.fn && e.device == device) return e.resident;
+  }
+  if (carveout_max_shared)
+    KV_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel.fn, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+  // More than the default 48 KiB of dynamic shared memory needs opting in (per device).
+  KV_CUDA_CHECK(cudaFuncSetAttribute(kernel.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, kernel.smem_bytes));
+  int resident = 0;
+  KV_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel.fn, kThreads, kernel.smem_bytes));
+  resident = std::max(1, std::min(resident, kMaxBlocksPerSm));
+  std::lock_guard<std::mutex> lock(mu);
+  cache.push_back({kernel.fn, device, resident});
+  return resident;
+}
 
 }  // namespace
 
@@ -864,19 +960,14 @@ void paged_decode(Stream* s, const PagedDecodeArgs& a) {
     const bool split_p = choice != KernelChoice::kTensorCoreBf16P;
     kernel = a.kv.head_dim == 64 ? tc_kernel_of<64>(split_p) : tc_kernel_of<128>(split_p);
     group_tiles = (group + tc::kRows - 1) / tc::kRows;
-    KV_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel.fn, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
   } else {
     const int g_tile = group_tile(group);
     kernel = a.dtype == KV_DTYPE_BF16 ? kernel_t<uint16_t>(g_tile, a.kv.head_dim) : kernel_t<float>(g_tile, a.kv.head_dim);
     group_tiles = group / g_tile;
   }
-  // More than the default 48 KiB of dynamic shared memory needs opting in (per device).
-  KV_CUDA_CHECK(cudaFuncSetAttribute(kernel.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, kernel.smem_bytes));
-  int resident = 0;
-  KV_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel.fn, kThreads, kernel.smem_bytes));
-  resident = std::max(1, std::min(resident, kMaxBlocksPerSm));
-  const Plan plan = make_plan(static_cast<int64_t>(multiprocessor_count(s->device)) * resident, a, group_tiles, usable);
+  const int resident = prepare_kernel(s->device, kernel, tensor_cores);
+  const Plan plan =
+      make_plan(static_cast<int64_t>(multiprocessor_count(s->device)) * resident, a, group_tiles, usable, kernel.tile_tokens);
   PagedDecodeParams p;
   p.a = a;
   p.part_o = plan.splits > 1 ? static_cast<float*>(a.workspace) : nullptr;
@@ -889,27 +980,13 @@ void paged_decode(Stream* s, const PagedDecodeArgs& a) {
   p.rows = static_cast<int64_t>(a.batch) * a.num_q_heads;
   p.scale_log2 = a.sm_scale * kLog2e;
   p.err = s->error_record;
+  p.arrivals = s->arrivals;
   const int64_t grid_y = static_cast<int64_t>(a.batch) * a.kv.num_kv_heads * p.group_tiles;
-  if (grid_y > 65535)
+  if (grid_y > 65535)  // also the bound of the stream's arrival counters (kArrivalCounters)
     fail(KV_STATUS_UNSUPPORTED, "batch * num_kv_heads * group tiles = ", grid_y, " exceeds 65535 blocks");
   dim3 grid(static_cast<unsigned>(plan.splits), static_cast<unsigned>(grid_y));
   kernel.fn<<<grid, kThreads, kernel.smem_bytes, s->stream>>>(p);
   KV_CUDA_CHECK_LAUNCH();
-  if (plan.splits > 1) {
-    MergeArgs m;
-    m.in.count = plan.splits;
-    m.in.o_base = p.part_o;
-    m.in.lse_base = p.part_lse;
-    m.in.o_state_stride = p.rows * a.kv.head_dim;
-    m.in.lse_state_stride = p.rows;
-    m.in_dtype = KV_DTYPE_F32;
-    m.out_dtype = a.dtype;
-    m.o_out = a.o;
-    m.lse_out = a.lse;
-    m.rows = p.rows;
-    m.head_dim = a.kv.head_dim;
-    merge_states(s, m);
-  }
 }
 
 }  // namespace kv::cuda

@@ -129,7 +129,16 @@ Stream* stream_create(int32_t device, DeviceErrorRecord* error_record) {
     (void)cudaStreamDestroy(s);
     throw_cuda(err, "cudaHostGetDevicePointer", __FILE__, __LINE__);
   }
-  return new Stream{s, device, static_cast<DeviceErrorRecord*>(device_record)};
+  void* arrivals = nullptr;
+  err = cudaMalloc(&arrivals, kArrivalCounters * sizeof(uint32_t));
+  if (err == cudaSuccess) err = cudaMemsetAsync(arrivals, 0, kArrivalCounters * sizeof(uint32_t), s);
+  if (err == cudaSuccess) err = cudaStreamSynchronize(s);  // zero before any graph captures them
+  if (err != cudaSuccess) {
+    if (arrivals) (void)cudaFree(arrivals);
+    (void)cudaStreamDestroy(s);
+    throw_cuda(err, "arrival counters", __FILE__, __LINE__);
+  }
+  return new Stream{s, device, static_cast<DeviceErrorRecord*>(device_record), static_cast<uint32_t*>(arrivals)};
 }
 
 void stream_destroy(Stream* stream) noexcept {
@@ -139,6 +148,7 @@ void stream_destroy(Stream* stream) noexcept {
   (void)cudaSetDevice(stream->device);
   (void)cudaStreamSynchronize(stream->stream);
   (void)cudaStreamDestroy(stream->stream);
+  (void)cudaFree(stream->arrivals);
   if (previous >= 0) (void)cudaSetDevice(previous);
   delete stream;
 }

@@ -111,6 +111,7 @@ struct Context {
   // (pinned, mapped) where their kernels report bad indices. The host checked every index, so
   // a record there is a bug; the step reports it.
   DeviceErrorRecord* error_host = nullptr;
+  uint32_t* arrivals = nullptr;  // the ops stream's arrival counters (see kv::cuda::Stream)
   kv::cuda::Stream ops{};
 };
 
@@ -1217,7 +1218,12 @@ Context* create_context(int32_t device) {
     std::memset(c->error_host, 0, sizeof(DeviceErrorRecord));
     void* device_record = nullptr;
     KV_CUDA_CHECK(cudaHostGetDevicePointer(&device_record, c->error_host, 0));
-    c->ops = kv::cuda::Stream{c->stream, device, static_cast<DeviceErrorRecord*>(device_record)};
+    void* arrivals = nullptr;  // the ops' arrival counters (cuda_common.cuh): zero before any capture
+    KV_CUDA_CHECK(cudaMalloc(&arrivals, kv::cuda::kArrivalCounters * sizeof(uint32_t)));
+    c->arrivals = static_cast<uint32_t*>(arrivals);
+    KV_CUDA_CHECK(cudaMemsetAsync(arrivals, 0, kv::cuda::kArrivalCounters * sizeof(uint32_t), c->stream));
+    KV_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    c->ops = kv::cuda::Stream{c->stream, device, static_cast<DeviceErrorRecord*>(device_record), c->arrivals};
   } catch (...) {
     destroy_context(c);
     throw;
@@ -1245,6 +1251,7 @@ void destroy_context(Context* c) noexcept {
   }
   if (c->blas) (void)blas::api().destroy(c->blas);
   if (c->blas_workspace) (void)cudaFree(c->blas_workspace);
+  if (c->arrivals) (void)cudaFree(c->arrivals);
   if (c->work) (void)cudaFree(c->work);
   if (c->pinned) (void)cudaFreeHost(c->pinned);
   if (c->error_host) (void)cudaFreeHost(c->error_host);
