@@ -187,5 +187,7 @@ class RunCommandTest {
     assertEquals(2, policy.exit());
     assertTrue(policy.err().contains("policy"), policy.err());
     assertEquals("kitty-boost-0.25-quest-k-64", RunRecords.slugOf("kitty:boost=0.25+quest:k=64"));
+    assertEquals("kvasir-bench run --policies 'full;quest:k=64' --out d",
+        RunCommand.command(List.of("bench", "run", "--policies", "full;quest:k=64", "--out", "d")));
   }
 }

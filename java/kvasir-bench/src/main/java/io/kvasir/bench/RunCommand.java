@@ -190,7 +190,7 @@ final class RunCommand implements Callable<Integer> {
     }
     String date = LocalDate.now(ZoneOffset.UTC).toString();
     String command = command(spec.commandLine().getParseResult().originalArgs());
-    RunRecords records = new RunRecords(out, date, command, modelOptions, this);
+    RunRecords records = new RunRecords(out, date, command, modelOptions, this, plan);
     Roofline ceiling = null;
     if (roofline) {
       try {
@@ -206,8 +206,8 @@ final class RunCommand implements Callable<Integer> {
       failed |= !runPolicy(plan, policy, records, ceiling);
     }
     try {
-      records.writeSummary(plan);
-    } catch (IOException e) {
+      records.writeSummary();
+    } catch (IOException | RuntimeException e) {
       err.println("error: summary: " + e.getMessage());
       failed = true;
     }
@@ -225,7 +225,11 @@ final class RunCommand implements Callable<Integer> {
   static String command(List<String> originalArgs) {
     int at = originalArgs.indexOf("run");
     List<String> rest = originalArgs.subList(at + 1, originalArgs.size());
-    return "kvasir-bench run" + (rest.isEmpty() ? "" : " " + String.join(" ", rest));
+    StringBuilder b = new StringBuilder("kvasir-bench run");
+    for (String a : rest) {
+      b.append(' ').append(a.matches("[A-Za-z0-9_./:=,@+%-]+") ? a : "'" + a.replace("'", "'\\''") + "'");
+    }
+    return b.toString();
   }
 
   Plan plan() throws IOException {

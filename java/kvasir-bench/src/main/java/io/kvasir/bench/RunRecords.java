@@ -44,7 +44,11 @@ final class RunRecords {
   private final Map<String, String> slugs = new HashMap<>();  // policy spec -> slug, unique per run
   private String modelName;
 
-  RunRecords(Path dir, String date, String command, ModelOptions model, RunCommand run) {
+  private final RunCommand.Plan plan;
+
+  /** Records of {@code plan} into {@code dir}; summary.json is rewritten after every record, so a run cut short keeps one. */
+  RunRecords(Path dir, String date, String command, ModelOptions model, RunCommand run, RunCommand.Plan plan) {
+    this.plan = plan;
     this.dir = dir;
     this.date = date;
     this.command = command;
@@ -202,7 +206,7 @@ final class RunRecords {
     String headline = String.format(Locale.ROOT, "%.2f req/s, %.1f out tok/s, TTFT p50 %.1f ms, TPOT p50 %.2f ms,"
         + " peak KV %.1f MiB", report.requestsPerSecond(), report.outputTokensPerSecond(), report.ttftMillis().p50(),
         report.tpotMillis().p50(), report.kv().peakBytes() / 1048576.0);
-    entries.add(new Entry(file, wl.label(), wl.name(), wl.rate(), policy.spec(), slug(policy), null, headline));
+    add(new Entry(file, wl.label(), wl.name(), wl.rate(), policy.spec(), slug(policy), null, headline));
   }
 
   void ppTg(Engine engine, Policy policy, RunCommand.Plan plan, PpTgRunner.Result r, Roofline ceiling)
@@ -259,20 +263,29 @@ final class RunRecords {
     r.counters().forEach(c::put);
     String file = fileName("pp-tg", policy);
     json.writerWithDefaultPrettyPrinter().writeValue(dir.resolve(file).toFile(), root);
-    entries.add(new Entry(file, "pp-tg", "pp-tg", Double.POSITIVE_INFINITY, policy.spec(), slug(policy), null,
+    add(new Entry(file, "pp-tg", "pp-tg", Double.POSITIVE_INFINITY, policy.spec(), slug(policy), null,
         headline.toString().strip()));
   }
 
   void failed(String label, String name, double rate, Policy policy, Exception e) {
     String msg = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
-    entries.add(new Entry(null, label, name, rate, policy.spec(), slug(policy), msg, null));
+    try {
+      add(new Entry(null, label, name, rate, policy.spec(), slug(policy), msg, null));
+    } catch (IOException io) {
+      throw new java.io.UncheckedIOException(io);
+    }
   }
 
   List<Entry> entries() {
     return List.copyOf(entries);
   }
 
-  void writeSummary(RunCommand.Plan plan) throws IOException {
+  private void add(Entry e) throws IOException {
+    entries.add(e);
+    writeSummary();
+  }
+
+  void writeSummary() throws IOException {
     ObjectNode root = json.createObjectNode();
     root.put("record", SUMMARY_FORMAT);
     root.put("date", date);
