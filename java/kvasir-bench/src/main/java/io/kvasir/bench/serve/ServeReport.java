@@ -23,6 +23,10 @@ import java.util.Map;
  * its FLOPs ({@link StepCost}); the larger bound, summed over the steps the engine ran, is the
  * least time those steps could take. {@code fraction_of_roofline} is that time over the time
  * spent in steps: the efficiency of the steps, not of the scheduling that chose them.
+ *
+ * <p>Beside them: goodput under service-level objectives ({@link Slo}, null without), the paged
+ * cache's peak use and the cache counters of the run ({@link ServeResult#kv()},
+ * {@link ServeResult#counters()}).
  */
 public record ServeReport(int completed, long promptTokens, long outputTokens, double wallSeconds,
     double busySeconds, LatencyStats ttftMillis, LatencyStats tpotMillis, LatencyStats itlMillis,
