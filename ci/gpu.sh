@@ -43,6 +43,17 @@
 #                 (4096), _PREFIX_REQUESTS (64), _PREFIX_RATE (2), _HF (1; 0 skips transformers),
 #                 _PARTS ("offline subsample hf online prefix": a subset runs only those), _MODEL and
 #                 _DEVICE (a dry run of the step on the CPU: tiny:llama, cpu, small sizes).
+#        bench6 - cache policies side by side (kvasir-bench run, docs/benchmarks.md): full and
+#                 quest:k=64 on synthetic llama3-8b, the same offline workload, Poisson arrivals at
+#                 two rates and the pp-tg matrix (prefill speed at pp lengths, decode speed at
+#                 contexts and batches) -> bench6/<date>-<workload>-<policy>.json + summary.json,
+#                 one call capped at KVASIR_BENCH6_TIMEOUT (510 s). Knobs (env): KVASIR_BENCH6_POLICIES
+#                 ("full;quest:k=64"), _WORKLOADS (offline,online,pp-tg), _REQUESTS (128),
+#                 _PROMPT_LEN (1024:4096), _OUTPUT_LEN (128), _RATES ("3 6"), _MAX_CONCURRENCY (none),
+#                 _PP ("512 2048 8192"), _TG ("1024 4096 16384"), _TG_BATCH ("1 16"), _TG_TOKENS (64),
+#                 _SLO (ttft_ms=2000,tpot_ms=100), _MAX_BATCH (256), _STEP_TOKENS (8192), _KV_BUDGET
+#                 (90GiB), _SEED (0), _EXTRA (more arguments), _MODEL and _DEVICE (a dry run on the
+#                 CPU: tiny:llama, cpu, with small sizes).
 # KVASIR_BENCH_ARGS adds arguments to the benchmark (e.g. "--op merge_states").
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -193,6 +204,8 @@ remote() {
         pagedstep "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       serve)
         serve_step "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
+      bench6)
+        bench6 "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       *)
         echo "unknown step $step" >> "$log"; rc=2 ;;
     esac
@@ -347,6 +360,34 @@ print("%.3f %.3f" % (0.5 * r, 0.9 * r))' "$offline") || { echo "no offline recor
     timeout 120 "${bench[@]}" "${prefix[@]}" --no-prefix-cache \
       --record "$out/$KVASIR_DATE-serve-prefix-nocache.json" || rc=1
   fi
+  return $rc
+}
+
+# Cache policies side by side (issue 6): one kvasir-bench run, every policy on the same
+# workloads, one engine per policy. A run cut short by the cap keeps the records it wrote and
+# summary.json (rewritten after each record). Sizes come from the KVASIR_BENCH6_* variables above.
+bench6() {
+  local root=$1 out=$2 dir="$2/bench6"
+  mkdir -p "$dir"
+  local rates=${KVASIR_BENCH6_RATES:-3 6} pp=${KVASIR_BENCH6_PP:-512 2048 8192}
+  local tg=${KVASIR_BENCH6_TG:-1024 4096 16384} tg_batch=${KVASIR_BENCH6_TG_BATCH:-1 16}
+  local args=(run --model "${KVASIR_BENCH6_MODEL:-synthetic:llama3-8b}" --device "${KVASIR_BENCH6_DEVICE:-cuda}"
+    --dtype bf16 --policies "${KVASIR_BENCH6_POLICIES:-full;quest:k=64}"
+    --workload "${KVASIR_BENCH6_WORKLOADS:-offline,online,pp-tg}" --requests "${KVASIR_BENCH6_REQUESTS:-128}"
+    --prompt-len "${KVASIR_BENCH6_PROMPT_LEN:-1024:4096}" --output-len "${KVASIR_BENCH6_OUTPUT_LEN:-128}"
+    --rates "${rates// /,}" --pp "${pp// /,}" --tg "${tg// /,}" --tg-batch "${tg_batch// /,}"
+    --tg-tokens "${KVASIR_BENCH6_TG_TOKENS:-64}" --slo "${KVASIR_BENCH6_SLO:-ttft_ms=2000,tpot_ms=100}"
+    --max-batch "${KVASIR_BENCH6_MAX_BATCH:-256}" --max-step-tokens "${KVASIR_BENCH6_STEP_TOKENS:-8192}"
+    --kv-budget "${KVASIR_BENCH6_KV_BUDGET:-90GiB}" --seed "${KVASIR_BENCH6_SEED:-0}" --warmup 4 --roofline
+    --progress-seconds 10 --out "$dir")
+  [[ -n ${KVASIR_BENCH6_MAX_CONCURRENCY:-} ]] && args+=(--max-concurrency "$KVASIR_BENCH6_MAX_CONCURRENCY")
+  # shellcheck disable=SC2206
+  [[ -n ${KVASIR_BENCH6_EXTRA:-} ]] && args+=($KVASIR_BENCH6_EXTRA)
+  echo "## kvasir-bench ${args[*]}"
+  local rc=0
+  timeout "${KVASIR_BENCH6_TIMEOUT:-510}" "$root/jre/bin/java" -jar "$root/kvasir-bench.jar" "${args[@]}" || rc=$?
+  ((rc == 124)) && echo "bench6: cut at ${KVASIR_BENCH6_TIMEOUT:-510} s; summary.json lists what finished"
+  [[ -f $dir/summary.json ]] && cat "$dir/summary.json"
   return $rc
 }
 

@@ -50,7 +50,7 @@ class ServeCommandTest {
     Path workload = tmp.resolve("workload.json");
     Run r = run("serve", "--model", "tiny:llama", "--requests", "9", "--subsample", "6", "--prompt-min", "5",
         "--prompt-max", "30", "--output-tokens", "4", "--rate", "400", "--max-batch", "3", "--page-tokens", "8",
-        "--warmup", "2", "--seed", "5", "--roofline", "--record", record.toString(), "--export-workload",
+        "--warmup", "2", "--seed", "5", "--roofline", "--slo", "ttft_ms=1e9", "--record", record.toString(), "--export-workload",
         workload.toString());
     assertEquals(0, r.exit(), r.err());
     assertTrue(r.out().contains("TTFT") && r.out().contains("output tokens/s"), r.out());
@@ -74,6 +74,9 @@ class ServeCommandTest {
     assertTrue(res.get("ttft_ms").get("p99").asDouble() >= res.get("ttft_ms").get("p50").asDouble());
     assertTrue(res.get("roofline").get("roofline_s").asDouble() > 0);
     assertEquals(6, rec.get("samples").get("ttft_ms").size());
+    assertEquals(6, res.get("goodput").get("requests_met").asInt());
+    assertTrue(res.get("kv").get("peak_device_pages").asInt() > 0);
+    assertTrue(res.get("policy_counters").has("reranks"));
 
     // The export is the workload's first 6 requests, regenerated here from the same rule.
     JsonNode exported = new ObjectMapper().readTree(workload.toFile());

@@ -10,6 +10,7 @@ import io.kvasir.nativeapi.DType;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -172,5 +173,104 @@ class EngineServeTest {
       assertTrue(e.getMessage().contains("cache policy"), e.getMessage());
     }
     assertThrows(IllegalArgumentException.class, () -> TimedRequest.at(-1, requests.get(0)));
+  }
+
+  // Most requests in flight at once: for each hand-over, the requests handed over by then and not yet finished.
+  private static int maxInFlight(List<GenerationResult> rs) {
+    int most = 0;
+    for (GenerationResult a : rs) {
+      double t = a.stats().arrivalMillis();
+      int n = 0;
+      for (GenerationResult b : rs) {
+        if (b.stats().arrivalMillis() <= t && b.stats().finishMillis() > t) {
+          ++n;
+        }
+      }
+      most = Math.max(most, n);
+    }
+    return most;
+  }
+
+  @Test
+  void aConcurrencyCapKeepsAtMostThatManyInFlightWithTheSameTokens() {
+    long seed = new SplittableRandom().nextLong();
+    List<GenerationRequest> requests;
+    List<GenerationResult> want;
+    try (Engine offline = engine("full")) {
+      requests = requests(offline.shape().vocabSize(), seed);
+      want = offline.generateAll(requests, null);
+    }
+    long ms = 1_000_000L;
+    List<TimedRequest> timed = new ArrayList<>();
+    for (int i = 0; i < requests.size(); ++i) {
+      timed.add(new TimedRequest(requests.get(i), i < 6 ? 0 : (i - 5) * 3 * ms));
+    }
+    ServeResult capped;
+    ServeResult free;
+    try (Engine e = engine("full")) {
+      capped = e.serve(timed, null, 2, new StepClock(ms));
+      free = e.serve(timed, null, 0, new StepClock(ms));
+      assertThrows(IllegalArgumentException.class, () -> e.serve(timed, null, -1, new StepClock(ms)));
+    }
+    String what = "seed " + seed;
+    for (int i = 0; i < want.size(); ++i) {
+      assertArrayEquals(want.get(i).tokens(), capped.results().get(i).tokens(), what + ", request " + i);
+    }
+    assertEquals(2, maxInFlight(capped.results()), what);
+    // Without the cap every request is handed over at its arrival, so the check above can fail.
+    assertTrue(maxInFlight(free.results()) > 2, what);
+    // Held back requests count from their hand-over, at the finish that freed their slot.
+    int heldBack = 0;
+    for (int i = 0; i < timed.size(); ++i) {
+      GenerationStats st = capped.results().get(i).stats();
+      assertTrue(st.arrivalMillis() >= timed.get(i).arrivalNanos() / 1e6, what + ", request " + i);
+      if (st.arrivalMillis() > timed.get(i).arrivalNanos() / 1e6) {
+        ++heldBack;
+        boolean atAFinish = false;
+        for (GenerationResult r : capped.results()) {
+          atAFinish |= Math.abs(r.stats().finishMillis() - st.arrivalMillis()) < 1e-9;
+        }
+        assertTrue(atAFinish, what + ", request " + i + " handed over at " + st.arrivalMillis() + " ms");
+      }
+    }
+    assertTrue(heldBack >= 4, what + ": " + heldBack + " requests held back");
+  }
+
+  @Test
+  void aServeCallReportsPeakPagesAndTheCacheCounters() {
+    try (Engine e = engine("full")) {
+      int vocab = e.shape().vocabSize();
+      SplittableRandom rng = new SplittableRandom(7);
+      int[] prefix = rng.ints(24, 0, vocab).toArray();
+      List<TimedRequest> timed = new ArrayList<>();
+      for (int i = 0; i < 3; ++i) {
+        int[] p = java.util.Arrays.copyOf(prefix, 30);
+        for (int j = 24; j < 30; ++j) {
+          p[j] = rng.nextInt(vocab);
+        }
+        // One after another, so the later two find the prefix's 3 full pages of 8 tokens.
+        timed.add(new TimedRequest(GenerationRequest.of(p, 4, SamplingParams.greedy()).withIgnoreEos(true),
+            i * 1_000_000_000L));
+      }
+      ServeResult r = e.serve(timed, null, 0, new StepClock(1_000_000L));
+      ServeResult.KvUsage kv = r.kv();
+      assertEquals(e.kvPages(), kv.pages());
+      assertEquals(8, kv.pageTokens());
+      assertEquals(e.kvPageBytes(), kv.pageBytes());
+      assertEquals(8L * e.shape().kvBytesPerToken(), kv.pageBytes(), "K and V of 8 tokens, all layers");
+      // A sequence of 30 + 4 tokens holds 5 pages; one runs at a time.
+      assertEquals(5, kv.peakPagesUsed());
+      assertEquals(5 * kv.pageBytes(), kv.peakBytes());
+      Map<String, Long> c = r.counters();
+      assertEquals(List.of("prefix_tokens_queried", "prefix_tokens_hit", "prefix_pages_evicted", "pages_copied",
+          "pages_recalled", "bytes_recalled", "reranks", "pages_evicted", "tokens_evicted"), List.copyOf(c.keySet()));
+      assertEquals(3 * 24L, c.get("prefix_tokens_queried"));
+      assertEquals(2 * 24L, c.get("prefix_tokens_hit"));
+      assertEquals(r.prefixTokensHit(), c.get("prefix_tokens_hit"));
+      assertEquals(0L, c.get("pages_recalled"));
+      // Counters are per call: a second call starts from 0.
+      ServeResult again = e.serve(timed.subList(0, 1), null, 0, new StepClock(1_000_000L));
+      assertEquals(24L, again.counters().get("prefix_tokens_hit"));
+    }
   }
 }

@@ -85,4 +85,30 @@ class CachePolicyTest {
     e = assertThrows(PolicySpecException.class, () -> CachePolicy.compose(quest, twoSelectors));
     assertTrue(e.getMessage().contains("choose the attended pages"), e.getMessage());
   }
+
+  // A component that counts, as a recall policy will.
+  private record Counting(Policy.Component spec, Map<String, Long> counters) implements CacheComponent {
+    @Override
+    public Requirements requirements() {
+      return Requirements.dense();
+    }
+  }
+
+  @Test
+  void countersSumTheComponentsUnderTheStandardNames() {
+    Policy full = Policy.defaults();
+    CachePolicy plain = CachePolicy.build(full, 16);
+    assertEquals(io.kvasir.policy.spi.PolicyCounters.POLICY, List.copyOf(plain.counters().keySet()));
+    assertTrue(plain.counters().values().stream().allMatch(v -> v == 0));
+    List<CacheComponent> parts = new ArrayList<>(plain.components());
+    parts.add(new Counting(named("recall-a", Axis.EVICTION), Map.of("pages_recalled", 5L, "bytes_recalled", 640L)));
+    parts.add(new Counting(named("recall-b", Axis.EVICTION), Map.of("pages_recalled", 2L, "own_counter", 9L)));
+    Map<String, Long> c = CachePolicy.compose(full, parts).counters();
+    assertEquals(7L, c.get("pages_recalled"));
+    assertEquals(640L, c.get("bytes_recalled"));
+    assertEquals(0L, c.get("reranks"));
+    assertEquals(9L, c.get("own_counter"));
+    assertEquals(Map.of("a", 3L, "b", -1L), io.kvasir.policy.spi.PolicyCounters.difference(Map.of("a", 4L, "b", 1L),
+        Map.of("a", 7L, "b", 0L)));
+  }
 }

@@ -15,12 +15,13 @@ import picocli.CommandLine.Spec;
     mixinStandardHelpOptions = true,
     versionProvider = BenchMain.Version.class,
     description = "Kvasir benchmarks: long-context task records (JSONL), model accuracy on them, perplexity,"
-        + " end-to-end serving (throughput, TTFT/TPOT/ITL).",
+        + " end-to-end serving (throughput, TTFT/TPOT/ITL), policies side by side (run).",
     subcommands = {
         TasksCommand.class,
         EvalCommand.class,
         PplCommand.class,
         ServeCommand.class,
+        RunCommand.class,
         CommandLine.HelpCommand.class,
     })
 public final class BenchMain implements Runnable {

@@ -4,9 +4,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kvasir.bench.serve.ServeReport;
+import io.kvasir.bench.serve.Slo;
 import io.kvasir.bench.serve.Workload;
 import io.kvasir.bench.serve.WorkloadSpec;
 import io.kvasir.engine.Engine;
+import io.kvasir.engine.EngineClock;
 import io.kvasir.engine.GenerationRequest;
 import io.kvasir.engine.GenerationResult;
 import io.kvasir.engine.GenerationStats;
@@ -108,6 +110,14 @@ final class ServeCommand implements Callable<Integer> {
       + " (same prompt lengths, at most 16 output tokens), not counted (default ${DEFAULT-VALUE}).")
   int warmup;
 
+  @Option(names = "--max-concurrency", paramLabel = "N", defaultValue = "0", description = "At most N requests in"
+      + " flight, as vllm bench serve --max-concurrency (default 0: no cap).")
+  int maxConcurrency;
+
+  @Option(names = "--slo", paramLabel = "ttft_ms=..,tpot_ms=..", description = "Goodput objectives (ttft_ms, tpot_ms,"
+      + " e2el_ms): requests/s meeting every one, as vllm bench serve --goodput.")
+  String slo;
+
   @Option(names = "--roofline", description = "Measure the device's ceilings first and report the steps against"
       + " their roofline (weights + KV read at the read bandwidth, FLOPs at the GEMM rate).")
   boolean roofline;
@@ -119,6 +129,8 @@ final class ServeCommand implements Callable<Integer> {
   @Option(names = "--export-workload", paramLabel = "FILE.json", description = "Write the exact requests (prompt"
       + " ids, output tokens, arrivals) for a peer to run (tools/peers/hf_generate_bench.py).")
   Path exportWorkload;
+
+  private Slo objectives;
 
   @Override
   public Integer call() {
@@ -138,6 +150,10 @@ final class ServeCommand implements Callable<Integer> {
       if (warmup < 0) {
         throw new IllegalArgumentException("--warmup " + warmup + " must be >= 0");
       }
+      if (maxConcurrency < 0) {
+        throw new IllegalArgumentException("--max-concurrency " + maxConcurrency + " must be >= 0 (0: no cap)");
+      }
+      objectives = slo == null ? null : Slo.parse(slo);
       // The vocabulary is the model's; check the rest of the spec before loading anything.
       new WorkloadSpec(requests, promptMin, promptMax, outputTokens, sharedPrefix, requestRate, seed, 1);
     } catch (IllegalArgumentException e) {  // PolicySpecException included
@@ -180,8 +196,10 @@ final class ServeCommand implements Callable<Integer> {
         ServeResult w = engine.serve(timed(full.warmup(warmup)), null);
         LOG.info("warm-up: {} requests in {} s", warmup, String.format(Locale.ROOT, "%.2f", w.wallMillis() / 1000));
       }
-      ServeResult result = engine.serve(timed(workload), progress(workload.requests().size()));
-      ServeReport report = ServeReport.of(result, new StepCost(engine.shape(), engine.weightBytes()), ceiling);
+      ServeResult result = engine.serve(timed(workload), progress(workload.requests().size()), maxConcurrency,
+          EngineClock.SYSTEM);
+      ServeReport report = ServeReport.of(result, new StepCost(engine.shape(), engine.weightBytes()), ceiling,
+          objectives);
       String title = String.format(Locale.ROOT, "%s, %s, policy %s, %s", engine.modelName(),
           modelOptions.deviceLabel(), policy.spec(), ws.offline() ? "offline" : rate + " requests/s");
       out.print(report.table(title));
@@ -283,6 +301,11 @@ final class ServeCommand implements Callable<Integer> {
       w.putNull("rate");
     } else {
       w.put("rate", ws.rate());
+    }
+    if (maxConcurrency > 0) {
+      w.put("max_concurrency", maxConcurrency);
+    } else {
+      w.putNull("max_concurrency");
     }
     w.put("ignore_eos", true);
     w.put("sampling", "greedy");

@@ -1,5 +1,6 @@
 package io.kvasir.cli;
 
+import io.kvasir.bench.BenchMain;
 import org.apache.logging.log4j.Level;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.core.config.Configurator;
@@ -19,7 +20,7 @@ import picocli.CommandLine.Spec;
     subcommands = {
         InfoCommand.class,
         GenerateCommand.class,
-        // Later issues add ServeCommand ("serve") and BenchCommand ("bench") here.
+        // Later issues add ServeCommand ("serve") here; "bench" is added in commandLine().
         CommandLine.HelpCommand.class,
     })
 public final class KvasirCli implements Runnable {
@@ -53,11 +54,30 @@ public final class KvasirCli implements Runnable {
     return commandLine().execute(args);
   }
 
-  /** A configured picocli command line; callers may redirect its output before executing. */
+  /**
+   * A configured picocli command line; callers may redirect its output before executing.
+   * {@code kvasir bench ...} is the {@code kvasir-bench} command line itself (every bench command
+   * with the same options), logging progress at INFO as {@code kvasir-bench} does unless
+   * {@code -q} or {@code -Dkvasir.log.level} says otherwise.
+   */
   public static CommandLine commandLine() {
     prepareSystemProperties();
-    return new CommandLine(new KvasirCli()).setCaseInsensitiveEnumValuesAllowed(true);
+    CommandLine cli = new CommandLine(new KvasirCli());
+    cli.addSubcommand(BENCH, BenchMain.commandLine().setCommandName(BENCH));
+    cli.setCaseInsensitiveEnumValuesAllowed(true);
+    cli.setExecutionStrategy(parseResult -> {
+      CommandLine.ParseResult sub = parseResult.subcommand();
+      if (sub != null && sub.commandSpec().name().equals(BENCH) && !sub.hasMatchedOption("-q")
+          && System.getProperty(LOG_LEVEL_PROPERTY) == null) {
+        raiseLogLevel(Level.INFO);
+      }
+      return new CommandLine.RunLast().execute(parseResult);
+    });
+    return cli;
   }
+
+  /** The subcommand that forwards to {@code kvasir-bench}. */
+  static final String BENCH = "bench";
 
   /**
    * Properties that must be in place before the libraries that read them load: DJL tokenizers

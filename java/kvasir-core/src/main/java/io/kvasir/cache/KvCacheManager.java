@@ -1,8 +1,10 @@
 package io.kvasir.cache;
 
+import io.kvasir.policy.spi.PolicyCounters;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -66,6 +68,7 @@ public final class KvCacheManager {
   private final List<PageCopy> copies = new ArrayList<>();
   private long prefixTokensQueried;
   private long prefixTokensHit;
+  private long pagesCopied;
 
   /**
    * @param pool          the page slots (one per page of {@code pageTokens} tokens, all layers)
@@ -109,6 +112,24 @@ public final class KvCacheManager {
   /** Prompt tokens whose K and V came from the prefix cache. */
   public long prefixTokensHit() {
     return prefixTokensHit;
+  }
+
+  /** Copy-on-write copies queued so far. */
+  public long pagesCopied() {
+    return pagesCopied;
+  }
+
+  /**
+   * The manager's counters so far, by the names of {@link PolicyCounters#MANAGER}:
+   * prefix tokens queried and hit, prefix pages evicted (the pool's), pages copied on write.
+   */
+  public Map<String, Long> counters() {
+    Map<String, Long> out = new LinkedHashMap<>();
+    out.put(PolicyCounters.PREFIX_TOKENS_QUERIED, prefixTokensQueried);
+    out.put(PolicyCounters.PREFIX_TOKENS_HIT, prefixTokensHit);
+    out.put(PolicyCounters.PREFIX_PAGES_EVICTED, pool.evictions());
+    out.put(PolicyCounters.PAGES_COPIED, pagesCopied);
+    return out;
   }
 
   /**
@@ -211,6 +232,7 @@ public final class KvCacheManager {
       int shared = s.pages[index];
       int own = pool.allocate();
       copies.add(new PageCopy(shared, own));
+      ++pagesCopied;
       pool.release(shared);
       s.pages[index] = own;
     }

@@ -111,6 +111,21 @@ public final class Engine implements AutoCloseable {
     return model.weightBytes();
   }
 
+  /** Pages of the paged cache (0 without a cache policy). */
+  public int kvPages() {
+    return paged != null ? paged.cache().pages() : 0;
+  }
+
+  /** Device bytes of one page of the paged cache (0 without a cache policy). */
+  public long kvPageBytes() {
+    return paged != null ? paged.cache().bytes() / paged.cache().pages() : 0;
+  }
+
+  /** Whether the engine's cache policy shares full pages across requests (false without a policy). */
+  public boolean prefixCaching() {
+    return paged != null && paged.kv().prefixCaching();
+  }
+
   /** Device memory of the KV caches: the slot cache, plus the paged cache under a policy. */
   public long kvCacheBytes() {
     return cache.bytes() + (paged != null ? paged.cache().bytes() : 0);
@@ -204,8 +219,19 @@ public final class Engine implements AutoCloseable {
   }
 
   /** As {@link #serve(List, List)} on a given clock (tests inject one that never sleeps). */
+  public ServeResult serve(List<TimedRequest> requests, List<TokenListener> listeners, EngineClock clock) {
+    return serve(requests, listeners, 0, clock);
+  }
+
+  /**
+   * As {@link #serve(List, List, EngineClock)} with at most {@code maxConcurrency} requests in
+   * flight (0: no cap), as {@code vllm bench serve --max-concurrency}: a request that has arrived
+   * waits until fewer than that many are handed over and unfinished. Such a request's stats count
+   * from its hand-over (the later of its arrival and the finish that freed its slot), as vLLM's
+   * client times the request it sends once the semaphore lets it.
+   */
   public synchronized ServeResult serve(List<TimedRequest> requests, List<TokenListener> listeners,
-      EngineClock clock) {
+      int maxConcurrency, EngineClock clock) {
     Objects.requireNonNull(requests, "requests");
     Objects.requireNonNull(clock, "clock");
     if (listeners != null && listeners.size() != requests.size()) {
@@ -222,7 +248,7 @@ public final class Engine implements AutoCloseable {
       arrivals[i] = requests.get(i).arrivalNanos();
     }
     PagedRun run = new PagedRun(model, paged.cache(), paged.kv(), paged.policy(), paged.config(), codec, eosIds);
-    return run.serve(plain, arrivals, listeners, requestIds.getAndAdd(requests.size()), 1, clock);
+    return run.serve(plain, arrivals, listeners, requestIds.getAndAdd(requests.size()), 1, maxConcurrency, clock);
   }
 
   /**

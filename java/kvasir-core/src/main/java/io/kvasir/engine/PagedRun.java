@@ -7,6 +7,7 @@ import io.kvasir.nativeapi.PagedStepBatch;
 import io.kvasir.nativeapi.StepResult;
 import io.kvasir.policy.spi.CachePolicy;
 import io.kvasir.policy.spi.LayerWork;
+import io.kvasir.policy.spi.PolicyCounters;
 import io.kvasir.sched.Finished;
 import io.kvasir.sched.SchedRequest;
 import io.kvasir.sched.Scheduler;
@@ -35,6 +36,7 @@ final class PagedRun {
   private final SchedulerConfig config;
   private final TextCodec codec;
   private final int[] eosIds;
+  private int peakPagesUsed;  // of the current serve call
 
   PagedRun(Model model, PagedKvCache cache, KvCacheManager kv, CachePolicy policy, SchedulerConfig config,
       TextCodec codec, int[] eosIds) {
@@ -73,6 +75,21 @@ final class PagedRun {
    */
   ServeResult serve(List<GenerationRequest> requests, long[] arrivalNanos, List<TokenListener> listeners,
       long firstRequestId, int n, EngineClock clock) {
+    return serve(requests, arrivalNanos, listeners, firstRequestId, n, 0, clock);
+  }
+
+  /**
+   * As {@link #serve(List, long[], List, long, int, EngineClock)} with at most
+   * {@code maxConcurrency} requests in flight (0: no cap), as {@code vllm bench serve
+   * --max-concurrency}: an arrived request waits until fewer are in flight (handed over and not
+   * finished). Its stats then count from the hand-over: the later of its arrival and the moment the
+   * slot it takes was freed (the finish of an earlier request).
+   */
+  ServeResult serve(List<GenerationRequest> requests, long[] arrivalNanos, List<TokenListener> listeners,
+      long firstRequestId, int n, int maxConcurrency, EngineClock clock) {
+    if (maxConcurrency < 0) {
+      throw new IllegalArgumentException("maxConcurrency=" + maxConcurrency + " must be >= 0 (0: no cap)");
+    }
     if (n < 1 || (n > 1 && listeners != null)) {
       throw new IllegalArgumentException("n=" + n + " samples must be >= 1, and stream to no listener when above 1");
     }
@@ -88,6 +105,8 @@ final class PagedRun {
     final long start = clock.nanoTime();
     final long queried0 = kv.prefixTokensQueried();
     final long hit0 = kv.prefixTokensHit();
+    final Map<String, Long> counters0 = counters();
+    peakPagesUsed = kv.pool().usedPages();
     Scheduler sched = new Scheduler(config, kv);
     Map<Long, SequenceOutput> byId = new HashMap<>();
     List<SequenceOutput> seqs = new ArrayList<>();
@@ -109,27 +128,58 @@ final class PagedRun {
     int nextArrival = 0;
     LayerWork work = policy.layerWork();
     List<StepTrace> trace = new ArrayList<>();
+    // Hand-over times; under a cap, the times slots were freed, oldest first (the first cap slots at the start).
+    long[] handedOver = new long[requests.size()];
+    int[] samplesLeft = new int[requests.size()];
+    java.util.ArrayDeque<Long> freeSlots = new java.util.ArrayDeque<>();
+    for (int k = 0; k < maxConcurrency; ++k) {
+      freeSlots.add(start);
+    }
+    List<Long> finishedIds = new ArrayList<>();
     while (nextArrival < order.length || sched.hasWork()) {
       long now = clock.nanoTime();
-      while (nextArrival < order.length && arrivalNanos[order[nextArrival]] <= now - start) {
+      while (nextArrival < order.length && arrivalNanos[order[nextArrival]] <= now - start
+          && (maxConcurrency == 0 || !freeSlots.isEmpty())) {
         int i = order[nextArrival++];
+        handedOver[i] = start + arrivalNanos[i];
+        if (maxConcurrency > 0) {
+          handedOver[i] = Math.max(handedOver[i], freeSlots.poll());
+        }
+        samplesLeft[i] = n;
         submit(sched, requests.get(i), firstRequestId + (long) i * n, n, byId);
       }
       if (!sched.hasWork()) {
+        // Nothing runs, so nothing is in flight: the cap cannot be what holds the next request.
         waitUntil(clock, start + arrivalNanos[order[nextArrival]]);
         continue;
       }
-      trace.add(step(sched, byId, work, clock));
+      finishedIds.clear();
+      trace.add(step(sched, byId, work, clock, finishedIds));
+      for (long id : finishedIds) {
+        int i = (int) ((id - firstRequestId) / n);
+        if (--samplesLeft[i] == 0 && maxConcurrency > 0) {
+          freeSlots.add(byId.get(id).lastTokenNanos);
+        }
+      }
     }
     long end = clock.nanoTime();
     LOG.debug("paged run: {} requests in {} steps, {} preemptions, prefix cache {} of {} tokens", requests.size(),
         trace.size(), sched.preemptions(), kv.prefixTokensHit() - hit0, kv.prefixTokensQueried() - queried0);
     List<GenerationResult> out = new ArrayList<>();
     for (int k = 0; k < seqs.size(); ++k) {
-      out.add(seqs.get(k).result(start, start + arrivalNanos[k / n], model.shape().kvBytesPerToken()));
+      out.add(seqs.get(k).result(start, handedOver[k / n], model.shape().kvBytesPerToken()));
     }
+    ServeResult.KvUsage usage = new ServeResult.KvUsage(cache.pages(), cache.pageTokens(),
+        cache.bytes() / cache.pages(), peakPagesUsed);
     return new ServeResult(out, (end - start) / 1e6, sched.preemptions(), kv.prefixTokensQueried() - queried0,
-        kv.prefixTokensHit() - hit0, trace);
+        kv.prefixTokensHit() - hit0, trace, usage, PolicyCounters.difference(counters0, counters()));
+  }
+
+  // The manager's counters, then the policy's.
+  private Map<String, Long> counters() {
+    Map<String, Long> m = new java.util.LinkedHashMap<>(kv.counters());
+    m.putAll(policy.counters());
+    return m;
   }
 
   private static void waitUntil(EngineClock clock, long nanoTime) {
@@ -153,9 +203,12 @@ final class PagedRun {
   }
 
   // One step: plan (copy-on-write copies first), run the native paged step, hand the sampled tokens back.
-  private StepTrace step(Scheduler sched, Map<Long, SequenceOutput> byId, LayerWork work, EngineClock clock) {
+  // Ids of the sequences that produced their last token go to finishedIds.
+  private StepTrace step(Scheduler sched, Map<Long, SequenceOutput> byId, LayerWork work, EngineClock clock,
+      List<Long> finishedIds) {
     long t0 = clock.nanoTime();
     StepPlan plan = sched.plan(null);
+    peakPagesUsed = Math.max(peakPagesUsed, kv.pool().usedPages());
     if (!plan.copies().isEmpty()) {
       cache.copyPages(plan.copies().stream().mapToInt(c -> c.src()).toArray(),
           plan.copies().stream().mapToInt(c -> c.dst()).toArray());
@@ -206,6 +259,7 @@ final class PagedRun {
       s.accept(token, eosIds, config.maxModelLen() - 1, now);
       if (s.finish != null) {
         sched.cancel(s.requestId);
+        finishedIds.add(s.requestId);
       }
     }
     sched.complete(sampled.stream().mapToInt(Integer::intValue).toArray());

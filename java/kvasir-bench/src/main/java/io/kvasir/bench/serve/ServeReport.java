@@ -10,6 +10,7 @@ import io.kvasir.perf.StepCost;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 
 /**
  * The figures of one serving run, as vLLM's serving benchmark defines them: throughput over the
@@ -22,11 +23,20 @@ import java.util.Locale;
  * its FLOPs ({@link StepCost}); the larger bound, summed over the steps the engine ran, is the
  * least time those steps could take. {@code fraction_of_roofline} is that time over the time
  * spent in steps: the efficiency of the steps, not of the scheduling that chose them.
+ *
+ * <p>Beside them: goodput under service-level objectives ({@link Slo}, null without), the paged
+ * cache's peak use and the cache counters of the run ({@link ServeResult#kv()},
+ * {@link ServeResult#counters()}).
  */
 public record ServeReport(int completed, long promptTokens, long outputTokens, double wallSeconds,
     double busySeconds, LatencyStats ttftMillis, LatencyStats tpotMillis, LatencyStats itlMillis,
     LatencyStats latencyMillis, long steps, long preemptions, long prefixTokensQueried, long prefixTokensHit,
-    Roof roofline) {
+    Roof roofline, Slo.Goodput goodput, ServeResult.KvUsage kv, Map<String, Long> counters) {
+
+  public ServeReport {
+    kv = kv == null ? ServeResult.KvUsage.NONE : kv;
+    counters = counters == null ? Map.of() : counters;
+  }
 
   /**
    * The run's roofline.
@@ -38,6 +48,11 @@ public record ServeReport(int completed, long promptTokens, long outputTokens, d
       double bandwidthSeconds, double seconds) {}
 
   public static ServeReport of(ServeResult run, StepCost cost, Roofline ceiling) {
+    return of(run, cost, ceiling, null);
+  }
+
+  /** As {@link #of(ServeResult, StepCost, Roofline)}, with goodput under {@code slo} (null: none). */
+  public static ServeReport of(ServeResult run, StepCost cost, Roofline ceiling, Slo slo) {
     List<GenerationResult> results = run.results();
     long prompt = 0;
     long output = 0;
@@ -79,7 +94,8 @@ public record ServeReport(int completed, long promptTokens, long outputTokens, d
     return new ServeReport(results.size(), prompt, output, run.wallMillis() / 1000, run.busyMillis() / 1000,
         LatencyStats.of(ttft), LatencyStats.of(tpot.stream().mapToDouble(Double::doubleValue).toArray()),
         LatencyStats.of(itl), LatencyStats.of(latency), run.steps().size(), run.preemptions(),
-        run.prefixTokensQueried(), run.prefixTokensHit(), roof);
+        run.prefixTokensQueried(), run.prefixTokensHit(), roof,
+        slo == null ? null : slo.goodput(results, run.wallMillis() / 1000), run.kv(), run.counters());
   }
 
   public double requestsPerSecond() {
@@ -124,6 +140,27 @@ public record ServeReport(int completed, long promptTokens, long outputTokens, d
     prefix.put("queried_tokens", prefixTokensQueried);
     prefix.put("hit_tokens", prefixTokensHit);
     putNumber(prefix, "hit_rate", prefixHitRate());
+    if (goodput == null) {
+      out.putNull("goodput");
+    } else {
+      ObjectNode g = out.putObject("goodput");
+      ObjectNode slo = g.putObject("slo");
+      goodput.slo().asMap().forEach(slo::put);
+      g.put("requests_met", goodput.requestsMet());
+      putNumber(g, "fraction_met", goodput.fractionMet());
+      putNumber(g, "requests_per_s", goodput.requestsPerSecond());
+    }
+    ObjectNode k = out.putObject("kv");
+    k.put("peak_device_bytes", kv.peakBytes());
+    k.put("peak_device_pages", kv.peakPagesUsed());
+    k.put("peak_host_bytes", 0L);  // no policy places pages on the host yet
+    k.put("device_capacity_bytes", kv.capacityBytes());
+    k.put("device_pages", kv.pages());
+    k.put("page_bytes", kv.pageBytes());
+    k.put("page_tokens", kv.pageTokens());
+    putNumber(k, "bytes_per_token", kv.bytesPerToken());
+    ObjectNode c = out.putObject("policy_counters");
+    counters.forEach(c::put);
     if (roofline != null) {
       ObjectNode r = out.putObject("roofline");
       r.put("model", "per step: weights + full-attention KV read at the read bandwidth, or FLOPs at the GEMM rate"
@@ -175,6 +212,15 @@ public record ServeReport(int completed, long promptTokens, long outputTokens, d
     if (prefixTokensQueried > 0) {
       b.append(String.format(Locale.ROOT, "prefix cache: %d of %d queried prompt tokens hit (%.1f%%)%n",
           prefixTokensHit, prefixTokensQueried, 100 * prefixHitRate()));
+    }
+    if (goodput != null) {
+      b.append(String.format(Locale.ROOT, "goodput %s: %d of %d requests met (%.1f%%), %.2f requests/s%n",
+          goodput.slo().asMap(), goodput.requestsMet(), goodput.requests(), 100 * goodput.fractionMet(),
+          goodput.requestsPerSecond()));
+    }
+    if (kv.pages() > 0) {
+      b.append(String.format(Locale.ROOT, "KV: peak %d of %d pages (%.1f MiB of %.1f MiB on the device)%n",
+          kv.peakPagesUsed(), kv.pages(), kv.peakBytes() / 1048576.0, kv.capacityBytes() / 1048576.0));
     }
     if (roofline != null) {
       b.append(String.format(Locale.ROOT, "roofline: %.2f s for these steps (%.2f s by bandwidth alone) = %.1f output"

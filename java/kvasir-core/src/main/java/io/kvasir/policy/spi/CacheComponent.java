@@ -1,6 +1,7 @@
 package io.kvasir.policy.spi;
 
 import io.kvasir.policy.Policy;
+import java.util.Map;
 
 /**
  * One component of a cache policy, on one axis. The engine calls the hooks on its scheduler
@@ -38,4 +39,13 @@ public interface CacheComponent {
 
   /** The sequence finished or was cancelled; drop its per-sequence state. */
   default void onSequenceFinished(long seqId) {}
+
+  /**
+   * What this component has counted since it was built, by name: the standard names of
+   * {@link PolicyCounters#POLICY} where they apply, plus any of its own. Read once per run, on the
+   * scheduler thread.
+   */
+  default Map<String, Long> counters() {
+    return Map.of();
+  }
 }

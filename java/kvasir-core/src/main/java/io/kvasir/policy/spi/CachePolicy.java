@@ -5,7 +5,9 @@ import io.kvasir.policy.Policy;
 import io.kvasir.policy.PolicySpecException;
 import java.util.ArrayList;
 import java.util.EnumSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -161,6 +163,21 @@ public final class CachePolicy {
     for (CacheComponent c : components) {
       c.onSequenceFinished(seqId);
     }
+  }
+
+  /**
+   * Every component's counters summed by name, the standard policy names first (0 when no
+   * component counts them); cumulative since the policy was built.
+   */
+  public Map<String, Long> counters() {
+    Map<String, Long> out = new LinkedHashMap<>();
+    for (String name : PolicyCounters.POLICY) {
+      out.put(name, 0L);
+    }
+    for (CacheComponent c : components) {
+      c.counters().forEach((name, v) -> out.merge(name, v, Long::sum));
+    }
+    return out;
   }
 
   @Override
