@@ -21,6 +21,7 @@ import picocli.CommandLine.Spec;
         EvalCommand.class,
         PplCommand.class,
         ServeCommand.class,
+        FidelityCommand.class,
         CommandLine.HelpCommand.class,
     })
 public final class BenchMain implements Runnable {
