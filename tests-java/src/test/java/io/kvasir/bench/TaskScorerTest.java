@@ -60,4 +60,20 @@ class TaskScorerTest {
     assertTrue(ok("arithmetic", v, "The answer is 1930.<|end|> The answer is 7."), "what follows the end is cut");
     assertTrue(ok("arithmetic", List.of("-5"), "the answer is -5"));
   }
+
+  @Test
+  void cweWantsExactlyTheSetOfCommonWords() {
+    List<String> v = List.of("banoki", "temoru", "zisala");
+    assertTrue(ok("cwe", v, "The 3 most common words in the list are: banoki, temoru, zisala."));
+    assertTrue(ok("cwe", v, "zisala\n1. Banoki 2. temoru zisala"), "any order, case or repetition");
+    assertTrue(ok("cwe", v, "banoki temoru zisala<|end|> pelodu"), "cut at the end marker");
+    TaskScorer.Score extra = TaskScorer.score("cwe", v, "banoki, temoru, zisala, pelodu");
+    assertFalse(extra.correct(), "a further list word is wrong");
+    assertEquals(1.0, extra.partial(), 1e-12);
+    TaskScorer.Score two = TaskScorer.score("cwe", v, "The words are: banoki and temoru.");
+    assertFalse(two.correct());
+    assertEquals(2 / 3.0, two.partial(), 1e-12);
+    assertFalse(ok("cwe", v, "banokis temoru zisala"), "a word inside a longer run does not count");
+    assertFalse(ok("cwe", v, ""));
+  }
 }
