@@ -279,6 +279,53 @@ class TaskGeneratorTest {
   }
 
   @Test
+  void cweListsTheCommonWordsAsOftenAsDocumentedAndTheRestRarely() {
+    Pattern entry = Pattern.compile("(\\d+)\\. ([a-z]+)");
+    for (TokenCounter counter : List.of(ApproxTokenCounter.INSTANCE, BenchFixtures.qwen3())) {
+      TaskGenerator g = new TaskGenerator(null, counter, null);  // no haystack needed
+      for (int length : new int[] {600, 1500, 4095, 4096, 9000}) {
+        for (long seed = 0; seed < 3; ++seed) {
+          TaskRecord r = g.generate(Task.CWE, seed, length);
+          String what = "cwe length " + length + " seed " + seed + " with " + counter;
+          assertTrue(r.prompt().startsWith("Below is a numbered list of words. In these words, some appear more often"
+              + " than others. Memorize the ones that appear most often.\n"), what);
+          assertTrue(r.prompt().endsWith("\nQuestion: What are the 10 most common words in the above list?"), what);
+          String list = r.prompt().substring(r.prompt().indexOf('\n') + 1, r.prompt().lastIndexOf('\n'));
+          Map<String, Integer> counts = new HashMap<>();
+          List<String> firstSeen = new ArrayList<>();
+          Matcher m = entry.matcher(list);
+          int n = 0;
+          while (m.find()) {
+            assertEquals(++n, Integer.parseInt(m.group(1)), what + ": numbered from 1 without gaps");
+            assertTrue(m.group(2).matches("([bdfgklmnprstvz][aeiou]){3}"), m.group(2));
+            if (counts.merge(m.group(2), 1, Integer::sum) == 1) firstSeen.add(m.group(2));
+          }
+          int common = length < 4096 ? 6 : 30;
+          int rare = length < 4096 ? 1 : 3;
+          assertEquals(10, r.values().size(), what);
+          for (String v : r.values()) assertEquals(common, counts.get(v), what + ": " + v);
+          long rareWords = counts.entrySet().stream().filter(e -> !r.values().contains(e.getKey())).count();
+          assertTrue(rareWords >= 1, what);
+          counts.forEach((w, c) -> assertTrue(r.values().contains(w) || c == rare, what + ": " + w + " x " + c));
+          assertEquals(10 * common + rareWords * rare, n, what);
+          // The values in order of first appearance, and the answer names exactly them.
+          assertEquals(firstSeen.stream().filter(r.values()::contains).toList(), r.values(), what);
+          assertEquals("The 10 most common words in the list are: " + String.join(", ", r.values()) + ".", r.answer());
+          assertTrue(TaskScorer.score(r, r.answer()).correct(), what);
+          // The budget: exact count, never over, and within a rare word's entries of it.
+          int exact = counter.count(r.prompt());
+          assertEquals(exact, r.promptTokens(), what);
+          assertTrue(exact <= length, what + ": " + exact);
+          int unit = rare * counter.count(" 12345. bakedo");
+          assertTrue(exact >= length - unit - 16, what + ": only " + exact + " tokens");
+        }
+      }
+    }
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> approx.generate(Task.CWE, 1, 100));
+    assertTrue(e.getMessage().contains("cwe") && e.getMessage().contains("minimum is"), e.getMessage());
+  }
+
+  @Test
   void singleNeedleDepthIsWhereTheNeedleIs() {
     for (Double fixed : Arrays.asList(null, 0.0, 0.25, 0.5, 1.0)) {
       TaskGenerator g = new TaskGenerator(haystack, ApproxTokenCounter.INSTANCE, fixed);

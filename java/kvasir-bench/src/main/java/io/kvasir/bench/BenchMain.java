@@ -22,6 +22,7 @@ import picocli.CommandLine.Spec;
         PplCommand.class,
         ServeCommand.class,
         RunCommand.class,
+        FidelityCommand.class,
         CommandLine.HelpCommand.class,
     })
 public final class BenchMain implements Runnable {

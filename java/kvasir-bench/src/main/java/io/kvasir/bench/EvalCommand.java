@@ -73,6 +73,11 @@ final class EvalCommand implements Callable<Integer> {
   @Option(names = "--out", paramLabel = "FILE.json", description = "Write the results as JSON here.")
   Path out;
 
+  @Option(names = "--export-records", paramLabel = "FILE.jsonl", description = "Also write every record evaluated"
+      + " (the task JSONL schema plus \"eval_length\", the cell's length), for a peer to run the same prompts"
+      + " (tools/peers/hf_eval_tasks.py).")
+  Path exportRecords;
+
   @Override
   public Integer call() {
     PrintWriter stdout = spec.commandLine().getOut();
@@ -108,9 +113,22 @@ final class EvalCommand implements Callable<Integer> {
       Haystack hay = haystack == null ? null : Haystack.load(haystack);
       Evaluator evaluator = new Evaluator(engine, counter, hay, depth, modelOptions.batch);
       List<Evaluator.Cell> cells = new ArrayList<>();
-      for (Task task : taskList) {
-        for (int length : lengths) {
-          cells.add(evaluator.run(task, length, count, seed));
+      try (java.io.Writer export = exportRecords == null ? null
+          : Files.newBufferedWriter(exportRecords, java.nio.charset.StandardCharsets.UTF_8)) {
+        if (export != null) {
+          evaluator.onRecords((length, r) -> {
+            try {
+              export.write(withEvalLength(r.toJson(), length));
+              export.write('\n');
+            } catch (IOException e) {
+              throw new java.io.UncheckedIOException(e);
+            }
+          });
+        }
+        for (Task task : taskList) {
+          for (int length : lengths) {
+            cells.add(evaluator.run(task, length, count, seed));
+          }
         }
       }
       if (out != null) {
@@ -129,6 +147,11 @@ final class EvalCommand implements Callable<Integer> {
       err.flush();
       return 1;
     }
+  }
+
+  /** A record's JSON line with {@code "eval_length"} appended as its last field. */
+  static String withEvalLength(String recordJson, int length) {
+    return recordJson.substring(0, recordJson.length() - 1) + ",\"eval_length\":" + length + "}";
   }
 
   private void writeJson(Path file, Engine engine, Evaluator evaluator, List<Evaluator.Cell> cells) throws IOException {

@@ -55,6 +55,7 @@ final class Evaluator {
   private final TaskGenerator generator;
   private final int batch;
   private final int templateTokens;
+  private java.util.function.BiConsumer<Integer, TaskRecord> recordSink;  // eval --export-records
 
   Evaluator(Engine engine, TokenCounter counter, Haystack haystack, Double depth, int batch) {
     this.engine = engine;
@@ -62,6 +63,11 @@ final class Evaluator {
     this.generator = new TaskGenerator(haystack, counter, depth);
     this.batch = Math.max(1, Math.min(batch, engine.maxBatch()));
     this.templateTokens = engine.encodeChat(List.of(ChatMessage.user(""))).length;
+  }
+
+  /** Hands every record a cell runs to {@code sink} with the cell's length, before it runs. */
+  void onRecords(java.util.function.BiConsumer<Integer, TaskRecord> sink) {
+    this.recordSink = sink;
   }
 
   /** Tokens the chat template adds around an empty user message (with the generation prompt). */
@@ -74,6 +80,9 @@ final class Evaluator {
   Cell run(Task task, int length, int count, long seed) {
     long start = System.nanoTime();
     List<Sample> samples = samples(task, length, count, seed);
+    if (recordSink != null) {
+      for (Sample s : samples) recordSink.accept(length, s.record());
+    }
     int budget = samples.isEmpty() ? 0 : samples.get(0).record().length();
     int maxTotal = 0;
     for (Sample s : samples) maxTotal = Math.max(maxTotal, s.chatIds().length + s.answerTokens() + SLACK_TOKENS);

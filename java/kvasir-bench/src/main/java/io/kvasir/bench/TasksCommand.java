@@ -42,7 +42,7 @@ final class TasksCommand implements Callable<Integer> {
 
   static final class Which {
     @Option(names = "--task", paramLabel = "NAME", description = "One task: passkey, niah_single, niah_multikey,"
-        + " niah_multivalue, kv_retrieval, variable_tracking, arithmetic, docqa.")
+        + " niah_multivalue, niah_multiquery, kv_retrieval, variable_tracking, arithmetic, docqa, cwe.")
     String task;
 
     @Option(names = "--mix", paramLabel = "SPEC", description = "A weighted mixture, e.g."

@@ -43,6 +43,7 @@ final class BatchRun {
   private final TextCodec codec;
   private final int[] eosIds;
   private final int maxStepTokens;
+  private List<ForcedTokens> forced;  // per request, or null: teacher forcing (Engine.forceDecode)
 
   BatchRun(Model model, KvCache cache, TextCodec codec, int[] eosIds, int maxStepTokens) {
     this.model = model;
@@ -50,6 +51,12 @@ final class BatchRun {
     this.codec = codec;
     this.eosIds = eosIds;
     this.maxStepTokens = maxStepTokens;
+  }
+
+  /** Teacher forcing: request {@code i} commits {@code perRequest.get(i).tokens} in place of what it samples. */
+  BatchRun withForcedTokens(List<ForcedTokens> perRequest) {
+    this.forced = perRequest;
+    return this;
   }
 
   List<GenerationResult> run(List<GenerationRequest> requests, List<TokenListener> listeners, long firstRequestId) {
@@ -64,11 +71,17 @@ final class BatchRun {
         throw new IllegalArgumentException("the prompt has " + r.promptTokens().length + " tokens; the context holds "
             + cache.capacity() + " (prompt plus at least one generated token)");
       }
-      seqs.add(new Seq(new SequenceOutput(r, listeners == null ? null : listeners.get(i), firstRequestId + i, codec), i));
+      SequenceOutput out = new SequenceOutput(r, listeners == null ? null : listeners.get(i), firstRequestId + i, codec);
+      out.forced = forced == null ? null : forced.get(i);
+      seqs.add(new Seq(out, i));
     }
+    boolean anyForced = seqs.stream().anyMatch(s -> s.out.forced != null);
     prefill(seqs);
     while (seqs.stream().anyMatch(s -> s.out.finish == null)) {
       StepBatch batch = new StepBatch();
+      if (anyForced) {
+        batch.withLogits();
+      }
       List<Seq> active = new ArrayList<>();
       for (Seq s : seqs) {
         if (s.out.finish == null) {
@@ -77,7 +90,7 @@ final class BatchRun {
         }
       }
       StepResult result = model.step(cache, batch);
-      for (int i = 0; i < active.size(); ++i) accept(active.get(i), result.token(i));
+      for (int i = 0; i < active.size(); ++i) accept(active.get(i), result, i);
     }
     List<GenerationResult> out = new ArrayList<>();
     for (Seq s : seqs) out.add(s.out.result(start, model.shape().kvBytesPerToken()));
@@ -106,7 +119,7 @@ final class BatchRun {
         if (s.prefilled == s.prompt.length) {
           finishing.add(s);
           finishingIndex.add(index);
-          logits |= s.out.request.returnPromptLogits();
+          logits |= s.out.request.returnPromptLogits() || s.out.forced != null;
         }
         ++index;
       }
@@ -119,14 +132,18 @@ final class BatchRun {
         if (s.out.request.returnPromptLogits()) {
           s.out.promptLogits = result.logits(finishingIndex.get(i));
         }
-        accept(s, result.token(finishingIndex.get(i)));
+        accept(s, result, finishingIndex.get(i));
       }
       LOG.debug("prefill step of {} tokens", maxStepTokens - budget);
     }
   }
 
-  // A freshly sampled token; an unfinished sequence feeds it next step.
-  private void accept(Seq s, int token) {
+  // A freshly sampled token (or the forced one in its place); an unfinished sequence feeds it next step.
+  private void accept(Seq s, StepResult result, int index) {
+    int token = result.token(index);
+    if (s.out.forced != null && !s.out.forced.done()) {
+      token = s.out.forced.force(result.logits(index));
+    }
     s.out.accept(token, eosIds, cache.capacity());
     if (s.out.finish == null) {
       s.nextToken = token;

@@ -269,6 +269,68 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
+   * Teacher forcing through the generation path (fidelity of a cache policy against full KV):
+   * each prompt is prefilled, then each forced token is fed by one decode step, as a sampled one
+   * would be. Under a policy the decode steps take its page selection (Quest attends its top-K
+   * pages; a prefill of the whole sequence would attend every page); without one they run on
+   * the slot caches. The sampler still runs; its tokens are replaced by the forced ones.
+   * Requests run {@link #maxBatch()} at a time; EOS does not stop them.
+   *
+   * @return per request, {@code forced.length} fp32 logit vectors of the vocabulary's size:
+   *     element {@code i} is what the model gives after the prompt and {@code forced[0..i-1]},
+   *     the distribution {@code forced[i]} is drawn from (element 0: the last prompt position)
+   * @throws IllegalArgumentException when the lists differ in size, a prompt or forced list is
+   *     empty, or a prompt plus its forced tokens exceed {@link #maxContext()}
+   */
+  public synchronized List<float[][]> forceDecode(List<int[]> prompts, List<int[]> forcedTokens) {
+    Objects.requireNonNull(prompts, "prompts");
+    Objects.requireNonNull(forcedTokens, "forcedTokens");
+    if (prompts.size() != forcedTokens.size()) {
+      throw new IllegalArgumentException(forcedTokens.size() + " forced lists for " + prompts.size() + " prompts");
+    }
+    List<GenerationRequest> requests = new ArrayList<>();
+    List<ForcedTokens> forced = new ArrayList<>();
+    for (int i = 0; i < prompts.size(); ++i) {
+      int[] f = forcedTokens.get(i);
+      if (f.length == 0) {
+        throw new IllegalArgumentException("request " + i + ": no forced tokens");
+      }
+      // The last forced token is never fed: prompt + forced - 1 positions hold K and V.
+      if (prompts.get(i).length + f.length > maxContext()) {
+        throw new IllegalArgumentException("request " + i + ": " + prompts.get(i).length + " prompt + " + f.length
+            + " forced tokens exceed the context of " + maxContext());
+      }
+      requests.add(GenerationRequest.of(prompts.get(i), f.length, SamplingParams.greedy()).withIgnoreEos(true));
+      forced.add(new ForcedTokens(f));
+    }
+    if (paged != null) {
+      new PagedRun(model, paged.cache(), paged.kv(), paged.policy(), paged.config(), codec, eosIds)
+          .withForcedTokens(forced).run(requests, null, requestIds.getAndAdd(requests.size()));
+    } else {
+      BatchRun run = new BatchRun(model, cache, codec, eosIds, maxStepTokens);
+      for (int from = 0; from < requests.size(); from += cache.slots()) {
+        int to = Math.min(requests.size(), from + cache.slots());
+        run.withForcedTokens(forced.subList(from, to)).run(requests.subList(from, to), null,
+            requestIds.getAndAdd(to - from));
+      }
+    }
+    List<float[][]> out = new ArrayList<>();
+    for (int i = 0; i < forced.size(); ++i) {
+      if (!forced.get(i).done()) {
+        throw new IllegalStateException("request " + i + " ended after " + forced.get(i).logits.size() + " of "
+            + forced.get(i).tokens.length + " forced tokens");
+      }
+      out.add(forced.get(i).result());
+    }
+    return out;
+  }
+
+  /** {@link #forceDecode(List, List)} of one prompt. */
+  public float[][] forceDecode(int[] prompt, int[] forcedTokens) {
+    return forceDecode(List.of(prompt), List.of(forcedTokens)).get(0);
+  }
+
+  /**
    * Teacher-forced log-probabilities of given token sequences (perplexity): for each sequence,
    * {@code length - 1} values where element {@code i} is the natural-log probability of
    * {@code seq[i + 1]} after {@code seq[0..i]}. Sequences run {@link #maxBatch()} at a time, one

@@ -37,6 +37,7 @@ final class PagedRun {
   private final TextCodec codec;
   private final int[] eosIds;
   private int peakPagesUsed;  // of the current serve call
+  private List<ForcedTokens> forced;  // per request, or null: teacher forcing (Engine.forceDecode)
 
   PagedRun(Model model, PagedKvCache cache, KvCacheManager kv, CachePolicy policy, SchedulerConfig config,
       TextCodec codec, int[] eosIds) {
@@ -51,6 +52,17 @@ final class PagedRun {
 
   List<GenerationResult> run(List<GenerationRequest> requests, List<TokenListener> listeners, long firstRequestId) {
     return run(requests, listeners, firstRequestId, 1);
+  }
+
+  /**
+   * Teacher forcing: request {@code i} commits {@code forced.get(i).tokens} in place of what it
+   * samples and records the logits of each of those steps (one sample per request). Under a
+   * policy the forced tokens go through its decode path, as generated tokens do. A sequence that
+   * is preempted is recomputed through prefill; size the KV budget so that none is.
+   */
+  PagedRun withForcedTokens(List<ForcedTokens> perRequest) {
+    this.forced = perRequest;
+    return this;
   }
 
   /**
@@ -93,6 +105,9 @@ final class PagedRun {
     if (n < 1 || (n > 1 && listeners != null)) {
       throw new IllegalArgumentException("n=" + n + " samples must be >= 1, and stream to no listener when above 1");
     }
+    if (forced != null && (n != 1 || forced.size() != requests.size())) {
+      throw new IllegalArgumentException("teacher forcing takes one sample and one forced list per request");
+    }
     if (arrivalNanos.length != requests.size()) {
       throw new IllegalArgumentException(arrivalNanos.length + " arrival times for " + requests.size() + " requests");
     }
@@ -115,6 +130,9 @@ final class PagedRun {
       for (int j = 0; j < n; ++j) {
         SequenceOutput s = new SequenceOutput(requests.get(i), listeners == null ? null : listeners.get(i), base + j,
             codec);
+        if (forced != null) {
+          s.forced = forced.get(i);
+        }
         seqs.add(s);
         byId.put(s.requestId, s);
       }
@@ -230,7 +248,7 @@ final class PagedRun {
     for (StepPlan.Entry e : plan.entries()) {
       SequenceOutput s = byId.get(e.seqId());
       batch.add(kv.pageTable(e.seqId()), e.startPos(), e.tokens(), s.sampling());
-      logits |= e.sample() && s.request.returnPromptLogits() && !s.sampledAny;
+      logits |= e.sample() && (s.forced != null || s.request.returnPromptLogits() && !s.sampledAny);
       long len = e.tokens().length;
       tokens += len;
       kvRead += e.startPos() + len;
@@ -249,6 +267,9 @@ final class PagedRun {
       }
       SequenceOutput s = byId.get(e.seqId());
       int token = result.token(i);
+      if (s.forced != null && !s.forced.done() && s.finish == null) {
+        token = s.forced.force(result.logits(i));
+      }
       sampled.add(token);
       if (s.finish != null) {
         continue;  // already ended (a stop string); its cancellation lands at the next plan

@@ -23,6 +23,7 @@ final class SequenceOutput {
   long lastTokenNanos;
   private long[] emitNanos = new long[8];  // when each generated token was output (inter-token gaps)
   float[] promptLogits;
+  ForcedTokens forced;  // teacher forcing (Engine.forceDecode); null when generating
 
   SequenceOutput(GenerationRequest request, TokenListener listener, long requestId, TextCodec codec) {
     if (!request.stopStrings().isEmpty() && codec == null) {

@@ -16,7 +16,8 @@ public enum Task {
   VARIABLE_TRACKING(true),
   ARITHMETIC(false),
   DOCQA(true),
-  NIAH_MULTIQUERY(true);
+  NIAH_MULTIQUERY(true),
+  CWE(false);
 
   private final boolean needsHaystack;
   private final String id;

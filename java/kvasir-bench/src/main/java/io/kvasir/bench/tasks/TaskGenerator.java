@@ -53,6 +53,7 @@ public final class TaskGenerator {
       case KV_RETRIEVAL -> KvRetrievalTask.generate(seed, length, counter);
       case ARITHMETIC -> ArithmeticTask.generate(seed, length, counter);
       case DOCQA -> DocQaTask.generate(seed, length, haystack, counter);
+      case CWE -> CommonWordsTask.generate(seed, length, counter);
     };
   }
 
