@@ -9,18 +9,20 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ScopeType;
 import picocli.CommandLine.Spec;
 
-/** The {@code kvasir-bench} command: long-context task records, accuracy on them, perplexity. */
+/** The {@code kvasir-bench} command: long-context task records, accuracy on them, perplexity, serving, reports. */
 @Command(
     name = "kvasir-bench",
     mixinStandardHelpOptions = true,
     versionProvider = BenchMain.Version.class,
     description = "Kvasir benchmarks: long-context task records (JSONL), model accuracy on them, perplexity,"
-        + " end-to-end serving (throughput, TTFT/TPOT/ITL).",
+        + " end-to-end serving (throughput, TTFT/TPOT/ITL), tables and charts of their records.",
     subcommands = {
         TasksCommand.class,
         EvalCommand.class,
         PplCommand.class,
         ServeCommand.class,
+        CompareCommand.class,
+        ReportCommand.class,
         CommandLine.HelpCommand.class,
     })
 public final class BenchMain implements Runnable {
