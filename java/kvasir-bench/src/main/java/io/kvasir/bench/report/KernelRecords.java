@@ -18,7 +18,7 @@ final class KernelRecords {
   /** Shape fields, in the order tables print them. */
   private static final String[] SHAPE = {"dtype", "batch", "ctx", "q_len", "kv_len", "hq", "hkv", "d", "page_tokens",
       "top_k", "causal", "prompt_tokens", "generated_tokens"};
-  private static final Pattern CONTEXT = Pattern.compile("(?:^|,)(?:kv_len|ctx)=([0-9]+)");
+  private static final Pattern CONTEXT = Pattern.compile("(?:^|,)(?:kv_len|ctx|len)=([0-9]+)");
   private static final Pattern BATCH = Pattern.compile("(?:^|,)(?:batch|b)=([0-9]+)");
 
   private KernelRecords() {}

@@ -13,7 +13,7 @@ import java.util.stream.Stream;
  * The runs of some record files and directories. A file named on the command line must be a
  * record; in a directory (not recursed) every {@code *.json} and {@code *.jsonl} is tried, files
  * of no known format are listed as skipped, and {@code summary.json} (the runner's index of a
- * {@code --out} directory) is not read as a record. A recognized file with a missing or malformed
+ * {@code --out} directory) is passed over: the records it lists are the directory's files. A recognized file with a missing or malformed
  * field fails the whole load, naming the file and the field.
  *
  * @param skipped the files a directory held that are not records, with the reason
@@ -35,7 +35,6 @@ public record RunSet(List<Run> runs, List<Skipped> skipped) {
             continue;
           }
           if (f.getFileName().toString().equals(INDEX)) {
-            skipped.add(new Skipped(f, "the directory's index, not a record"));
             continue;
           }
           try {
