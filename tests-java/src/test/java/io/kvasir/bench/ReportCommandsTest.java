@@ -69,12 +69,17 @@ class ReportCommandsTest {
   @Test
   void reportRendersAWholeDirectory() throws Exception {
     Path dir = copyRecords();
-    Files.writeString(dir.resolve("summary.json"), "{\"command\": \"kvasir-bench run --out somewhere\"}");
+    Files.writeString(dir.resolve("summary.json"), "{\"record\": \"kvasir-bench-run/1\", \"command\":"
+        + " \"kvasir-bench run --out somewhere\", \"records\": [{\"file\": \"a.json\", \"workload\": \"offline\","
+        + " \"policy\": \"full\", \"status\": \"ok\"}, {\"file\": \"b.json\", \"workload\": \"rag\","
+        + " \"policy\": \"h2o\", \"status\": \"failed\", \"error\": \"out of memory\"}]}");
     Run r = run("report", dir.toString());
     assertEquals(0, r.exit(), r.err());
     String md = Files.readString(dir.resolve("report.md"));
     assertTrue(md.startsWith("# Benchmark report\n"), md);
     assertTrue(md.contains("The runs: `kvasir-bench run --out somewhere`."), "the index's command");
+    assertTrue(md.contains("so without a record:\n\n- rag under `h2o`: failed (out of memory)\n"), md);
+    assertFalse(md.contains("offline under `full`"), "runs that succeeded are not listed as failed");
     // Provenance: command, device, date, commit of the runs.
     assertTrue(md.contains("`kvasir-bench serve --model synthetic:llama3-8b"), "commands");
     assertTrue(md.contains("NVIDIA H200, 580.159.04"), "device");

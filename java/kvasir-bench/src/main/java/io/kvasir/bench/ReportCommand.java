@@ -64,10 +64,7 @@ final class ReportCommand implements Callable<Integer> {
       List<Charts.Chart> charts = noCharts ? List.of() : Charts.renderAll(set, dir.resolve(CHARTS));
       StringBuilder preface = new StringBuilder("Rendered by `kvasir-bench report " + dir + "` from the records in"
           + " this directory.");
-      String runCommand = indexCommand(dir.resolve(RunSet.INDEX));
-      if (runCommand != null) {
-        preface.append(" The runs: `").append(runCommand).append("`.");
-      }
+      preface.append(index(dir.resolve(RunSet.INDEX)));
       Path out = dir.resolve(REPORT);
       Files.writeString(out, MarkdownReport.render(set, "Benchmark report", preface.toString(), baseline, charts, dir),
           StandardCharsets.UTF_8);
@@ -81,17 +78,40 @@ final class ReportCommand implements Callable<Integer> {
     }
   }
 
-  /** The command the index says produced the directory, when it has one; the index is otherwise not needed. */
-  private static String indexCommand(Path index) {
+  /**
+   * What the index ({@code summary.json} of {@code kvasir-bench run}, {@code kvasir-bench-run/1})
+   * adds: the command that produced the directory, and the (workload, policy) pairs that failed,
+   * which have no record to show. Empty without an index.
+   */
+  static String index(Path index) {
     if (!Files.isRegularFile(index)) {
-      return null;
+      return "";
     }
+    JsonNode n;
     try {
-      JsonNode n = new ObjectMapper().readTree(index.toFile());
-      return n != null && n.path("command").isTextual() ? n.get("command").asText() : null;
+      n = new ObjectMapper().readTree(index.toFile());
     } catch (IOException e) {
       LOG.warn("{}: not JSON, ignored ({})", index, e.getMessage());
-      return null;
+      return "";
     }
+    StringBuilder sb = new StringBuilder();
+    if (n != null && n.path("command").isTextual()) {
+      sb.append(" The runs: `").append(n.get("command").asText()).append("`.");
+    }
+    if (n != null && n.path("records").isArray()) {
+      StringBuilder failed = new StringBuilder();
+      for (JsonNode r : n.get("records")) {
+        String status = r.path("status").asText("ok");
+        if (!status.equals("ok")) {
+          failed.append("\n- ").append(r.path("workload").asText("?")).append(" under `")
+              .append(r.path("policy").asText("?")).append("`: ").append(status)
+              .append(r.hasNonNull("error") ? " (" + r.get("error").asText().replace('\n', ' ') + ")" : "");
+        }
+      }
+      if (failed.length() > 0) {
+        sb.append("\n\nRuns that failed (").append(RunSet.INDEX).append("), so without a record:\n").append(failed);
+      }
+    }
+    return sb.toString();
   }
 }

@@ -66,7 +66,7 @@ class MarkdownReportTest {
     assertEquals(List.of("total tokens/s", "10000", "12500 (1.25x)", "1250 (0.13x)"), row(serve, "total tokens/s"));
     assertEquals(List.of("prefix cache hit rate (%)", "25", "25 (1.00x)", "—"), row(serve, "prefix cache hit rate (%)"));
     assertEquals(List.of("fraction of roofline (%)", "50", "50 (1.00x)", "—"), row(serve, "fraction of roofline (%)"));
-    assertTrue(md.contains("peers matched on workload seed 7, 3 requests, 450 prompt tokens, 15 output tokens, offline"),
+    assertTrue(md.contains("peers matched on workload seed 7, 3 requests, 450 prompt tokens, 15 output tokens, all at once"),
         md);
     assertTrue(md.contains("against the baseline column `full`"), md);
     // The unmatched peer gets a table of its own, which says so.

@@ -123,16 +123,50 @@ class RecordLoaderTest {
   }
 
   @Test
-  void newRunnerFieldsAreFigures() throws Exception {
+  void runRecordFieldsAreFigures() throws Exception {
+    // The fields kvasir-bench run adds (docs/benchmarks.md, "The record").
     ObjectNode rec = ReportFixtures.serve("quest:k=64", 2.0, 100, 30);
     ObjectNode res = (ObjectNode) rec.get("results");
-    res.putObject("goodput").put("requests_per_s", 1.5);
-    res.putObject("kv").put("peak_pages", 1234);
-    res.putObject("policy_counters").put("pages_selected", 99);
+    ObjectNode goodput = res.putObject("goodput");
+    goodput.putObject("slo").put("ttft_ms", 2000).put("tpot_ms", 100);
+    goodput.put("requests_met", 2).put("fraction_met", 2 / 3.0).put("requests_per_s", 0.8);
+    res.putObject("kv").put("peak_device_bytes", 3 << 20).put("page_tokens", 16);
+    res.putObject("policy_counters").put("pages_recalled", 99);
+    ObjectNode w = (ObjectNode) rec.get("workload");
+    w.put("name", "online").putNull("output_tokens").put("output_min", 4).put("output_max", 6)
+        .put("output_tokens_total", 15);
+    ((ObjectNode) rec.get("samples")).putArray("tpot_ms").add(9.0).addNull().add(7.0);
     ServeRun r = only(ReportFixtures.write(tmp, "g.json", rec), ServeRun.class);
-    assertEquals(1.5, r.figure("goodput: requests_per_s").value());
-    assertEquals(1234, r.figure("KV: peak_pages").value());
-    assertEquals(99, r.figure("policy: pages_selected").value());
+    assertEquals(0.8, r.figure("goodput (requests/s, SLO ttft_ms <= 2000, tpot_ms <= 100)").value());
+    assertEquals(100 * 2 / 3.0, r.figure("requests meeting the SLOs (%)").value(), 1e-12);
+    assertEquals(3.0, r.figure("KV: peak_device (MiB)").value());
+    assertEquals(16, r.figure("KV: page_tokens").value());
+    assertEquals(99, r.figure("policy: pages_recalled").value());
+    assertEquals(List.of(9.0, 7.0), r.tpotMs(), "a request of one token has no TPOT");
+    assertEquals("online: 3 requests, prompts 100-200 tokens, 4-6 out, Poisson 2 requests/s", r.workload().describe());
+    assertEquals(15L, ServeGroups.outputTotal(r.workload()));
+  }
+
+  @Test
+  void ppTgRecordNeedsNoRequestFigures() throws Exception {
+    ObjectNode rec = ReportFixtures.JSON.createObjectNode();
+    rec.put("record", "kvasir-perf/1").put("topic", "pp-tg").put("date", "2026-11-30");
+    rec.putObject("configuration").put("model", "m").put("policy", "full");
+    rec.putObject("workload").put("name", "pp-tg").put("seed", 0).putNull("rate");
+    var m = rec.putObject("results").putArray("matrix");
+    m.addObject().put("test", "pp").put("context", 512).put("batch", 1).put("tokens", 512).put("seconds", 0.5)
+        .put("tokens_per_s", 1024.0);
+    m.addObject().put("test", "tg").put("context", 2048).put("batch", 8).put("tokens", 512).put("seconds", 2.0)
+        .put("tokens_per_s", 256.0);
+    ServeRun r = only(ReportFixtures.write(tmp, "pptg.json", rec), ServeRun.class);
+    assertEquals(List.of(new ServeRun.MatrixRow("pp", 512, 1, 1024.0), new ServeRun.MatrixRow("tg", 2048, 8, 256.0)),
+        r.matrix());
+    assertTrue(r.ttftMs().isEmpty());
+    // A serve record without its request figures is still refused.
+    rec.put("topic", "serve");
+    Path f = ReportFixtures.write(tmp, "serve-no-figures.json", rec);
+    RecordException e = assertThrows(RecordException.class, () -> RecordLoader.load(f));
+    assertTrue(e.getMessage().contains("'results.request_throughput_per_s'"), e.getMessage());
   }
 
   @Test

@@ -131,6 +131,30 @@ final class Json {
     return out;
   }
 
+  /** Like {@link #optNumbers}, leaving out JSON nulls (a figure a sample does not have). */
+  List<Double> optNumbersSkippingNulls(JsonNode parent, String parentPath, String name) {
+    JsonNode n = parent.get(name);
+    if (n == null || n.isNull()) {
+      return null;
+    }
+    String path = join(parentPath, name);
+    if (!n.isArray()) {
+      throw error(path, "expected an array of numbers");
+    }
+    List<Double> out = new ArrayList<>(n.size());
+    for (int i = 0; i < n.size(); ++i) {
+      JsonNode e = n.get(i);
+      if (e.isNull()) {
+        continue;
+      }
+      if (!e.isNumber()) {
+        throw error(path + "[" + i + "]", "expected a number or null, found " + e);
+      }
+      out.add(e.doubleValue());
+    }
+    return out;
+  }
+
   static String join(String parentPath, String name) {
     return parentPath == null || parentPath.isEmpty() ? name : parentPath + "." + name;
   }

@@ -14,7 +14,8 @@ import java.util.List;
 /**
  * Reads one record file into runs, recognizing its format by its fields:
  * <ul>
- *   <li>{@code "record": "kvasir-perf/1"} with {@code "topic": "serve"}: a serving run ({@link ServeRecords});</li>
+ *   <li>{@code "record": "kvasir-perf/1"} with {@code "topic": "serve"} or {@code "pp-tg"}: a serving run
+ *       ({@link ServeRecords});</li>
  *   <li>{@code "record": "kvasir-perf/1"} with a {@code figures} array: kernel or decode figures against their
  *       rooflines ({@link KernelRecords});</li>
  *   <li>{@code "record": "kvasir-peer/1"}: a peer's run of an exported workload;</li>
@@ -59,7 +60,7 @@ public final class RecordLoader {
       switch (name) {
         case "kvasir-perf/1" -> {
           String topic = json.optText(root, "", "topic");
-          if ("serve".equals(topic)) {
+          if ("serve".equals(topic) || ServeRecords.PP_TG.equals(topic)) {
             return List.of(ServeRecords.serve(json, root));
           }
           if (root.has("figures")) {

@@ -48,7 +48,7 @@ record ServeGroups(String title, String model, List<ServeRun> runs, List<PeerRun
       if (!ps.isEmpty()) {
         ServeWorkload w = first.workload();
         match = "peers matched on workload seed " + w.seed() + ", " + w.requests() + " requests, " + w.promptTokens()
-            + " prompt tokens, " + (long) w.requests() * w.outputTokens() + " output tokens, offline";
+            + " prompt tokens, " + outputTotal(w) + " output tokens, all at once";
       }
       out.add(new ServeGroups(first.workload().describe(), first.model(), List.copyOf(e.getValue()), List.copyOf(ps),
           match));
@@ -63,12 +63,20 @@ record ServeGroups(String title, String model, List<ServeRun> runs, List<PeerRun
   /** Whether a peer ran {@code run}'s requests: offline, same seed, requests, prompt and output tokens. */
   static boolean matches(PeerRun p, ServeRun run) {
     ServeWorkload w = run.workload();
-    if (!w.offline() || w.requests() == null || w.outputTokens() == null) {
+    Long output = outputTotal(w);
+    if (!w.offline() || w.requests() == null || output == null) {
       return false;
     }
     return Objects.equals(p.seed(), w.seed()) && Objects.equals(p.requests(), w.requests())
-        && Objects.equals(p.promptTokens(), w.promptTokens())
-        && Objects.equals(p.outputTokens(), (long) w.requests() * w.outputTokens());
+        && Objects.equals(p.promptTokens(), w.promptTokens()) && Objects.equals(p.outputTokens(), output);
+  }
+
+  /** The requests' output tokens: recorded, or requests x the fixed output length. */
+  static Long outputTotal(ServeWorkload w) {
+    if (w.outputTokensTotal() != null) {
+      return w.outputTokensTotal();
+    }
+    return w.requests() == null || w.outputTokens() == null ? null : (long) w.requests() * w.outputTokens();
   }
 
   /** Column labels, one per run then per peer, made unique (resolved policy, then file name). */

@@ -9,8 +9,9 @@ import java.util.Map;
 /**
  * Serving records ({@code kvasir-perf/1}, topic {@code serve}; docs/benchmarks.md) and peer records
  * ({@code kvasir-peer/1}) as {@link ServeRun} and {@link PeerRun}. Figures are named once here so
- * that a peer's rows line up with Kvasir's. Fields the runner adds later ({@code results.goodput},
- * {@code results.kv}, {@code results.policy_counters}, {@code results.matrix}) are read when present.
+ * that a peer's rows line up with Kvasir's. The fields of {@code kvasir-bench run} records
+ * ({@code results.goodput}, {@code results.kv}, {@code results.policy_counters}, and the
+ * {@code results.matrix} of topic {@code pp-tg}; docs/benchmarks.md) are read when present.
  */
 final class ServeRecords {
   static final String COMPLETED = "requests completed";
@@ -19,6 +20,9 @@ final class ServeRecords {
   static final String OUTPUT_TOKENS_PER_S = "output tokens/s";
   static final String TOTAL_TOKENS_PER_S = "total tokens/s";
   static final String FRACTION_OF_ROOFLINE = "fraction of roofline (%)";
+  static final String GOODPUT = "goodput (requests/s)";
+  /** The topic of kvasir-bench run's llama-bench-like matrix records. */
+  static final String PP_TG = "pp-tg";
 
   private static final String[] LATENCIES = {"ttft_ms", "TTFT", "tpot_ms", "TPOT", "itl_ms", "ITL", "latency_ms",
       "latency"};
@@ -34,23 +38,24 @@ final class ServeRecords {
         asLong(json.optNumber(work, "workload", "seed")), asInt(json.optNumber(work, "workload", "requests")),
         asInt(json.optNumber(work, "workload", "prompt_min")), asInt(json.optNumber(work, "workload", "prompt_max")),
         asInt(json.optNumber(work, "workload", "shared_prefix_tokens")),
-        asInt(json.optNumber(work, "workload", "output_tokens")), rate(json, work),
-        asLong(json.optNumber(work, "workload", "prompt_tokens")));
+        asInt(json.optNumber(work, "workload", "output_tokens")), asInt(json.optNumber(work, "workload", "output_min")),
+        asInt(json.optNumber(work, "workload", "output_max")), rate(json, work),
+        asLong(json.optNumber(work, "workload", "prompt_tokens")),
+        asLong(json.optNumber(work, "workload", "output_tokens_total")));
 
     List<Figure> f = new ArrayList<>();
+    // pp-tg records (kvasir-bench run) carry a matrix instead of request figures.
+    boolean requests = !PP_TG.equals(json.optText(root, "", "topic"));
     add(f, COMPLETED, json.optNumber(res, "results", "completed"), null);
     add(f, DURATION, json.optNumber(res, "results", "duration_s"), false);
-    add(f, REQUESTS_PER_S, json.number(res, "results", "request_throughput_per_s"), true);
-    add(f, OUTPUT_TOKENS_PER_S, json.number(res, "results", "output_tokens_per_s"), true);
+    add(f, REQUESTS_PER_S, requests ? (Double) json.number(res, "results", "request_throughput_per_s")
+        : json.optNumber(res, "results", "request_throughput_per_s"), true);
+    add(f, OUTPUT_TOKENS_PER_S, requests ? (Double) json.number(res, "results", "output_tokens_per_s")
+        : json.optNumber(res, "results", "output_tokens_per_s"), true);
     add(f, TOTAL_TOKENS_PER_S, json.optNumber(res, "results", "total_tokens_per_s"), true);
-    JsonNode goodput = res.get("goodput");
-    if (goodput != null && goodput.isNumber()) {
-      add(f, "goodput (requests/s)", goodput.doubleValue(), true);
-    } else if (goodput != null && goodput.isObject()) {
-      leaves(f, "goodput", goodput, true);
-    }
+    goodput(json, res, f);
     for (int i = 0; i < LATENCIES.length; i += 2) {
-      JsonNode stats = LATENCIES[i].equals("ttft_ms") || LATENCIES[i].equals("tpot_ms")
+      JsonNode stats = requests && (LATENCIES[i].equals("ttft_ms") || LATENCIES[i].equals("tpot_ms"))
           ? json.object(res, "results", LATENCIES[i]) : json.optObject(res, "results", LATENCIES[i]);
       if (stats == null) {
         continue;
@@ -89,7 +94,8 @@ final class ServeRecords {
     if (samples != null) {
       List<Double> t = json.optNumbers(samples, "samples", "ttft_ms");
       ttft = t == null ? List.of() : t;
-      List<Double> tp = json.optNumbers(samples, "samples", "tpot_ms");
+      // run writes null for a request of one output token (no TPOT): left out, as in tpot_ms.
+      List<Double> tp = json.optNumbersSkippingNulls(samples, "samples", "tpot_ms");
       tpot = tp != null ? tp : tpotFrom(json, samples, ttft);
     }
     return new ServeRun(json.file(), RunInfo.of(json, root), model, json.optText(conf, "configuration", "policy"),
@@ -204,13 +210,44 @@ final class ServeRecords {
     return Double.isInfinite(r.doubleValue()) ? null : r.doubleValue();
   }
 
-  /** The numeric leaves of an object the report does not know field by field, as "prefix: a.b" figures. */
+  /**
+   * {@code results.goodput}: a number (requests/s), or run's {@code {slo, requests_met, fraction_met,
+   * requests_per_s}}, named with its SLOs; null (no {@code --slo}) adds nothing.
+   */
+  private static void goodput(Json json, JsonNode res, List<Figure> f) {
+    JsonNode g = res.get("goodput");
+    if (g == null || g.isNull()) {
+      return;
+    }
+    if (g.isNumber()) {
+      add(f, GOODPUT, g.doubleValue(), true);
+      return;
+    }
+    if (!g.isObject()) {
+      throw json.error("results.goodput", "expected a number or an object");
+    }
+    List<String> slo = new ArrayList<>();
+    JsonNode s = g.path("slo");
+    s.fields().forEachRemaining(e -> slo.add(e.getKey() + " <= " + e.getValue().asText()));
+    String under = slo.isEmpty() ? "" : ", SLO " + String.join(", ", slo);
+    add(f, "goodput (requests/s" + under + ")", json.optNumber(g, "results.goodput", "requests_per_s"), true);
+    Double met = json.optNumber(g, "results.goodput", "fraction_met");
+    add(f, "requests meeting the SLOs (%)", met == null ? null : 100 * met, true);
+  }
+
+  /**
+   * The numeric leaves of an object the report does not know field by field, as "prefix: a.b"
+   * figures; {@code *_bytes} in MiB.
+   */
   private static void leaves(List<Figure> out, String prefix, JsonNode node, Boolean higherIsBetter) {
     Iterator<Map.Entry<String, JsonNode>> it = node.fields();
     while (it.hasNext()) {
       Map.Entry<String, JsonNode> e = it.next();
       JsonNode v = e.getValue();
-      if (v.isNumber()) {
+      if (v.isNumber() && e.getKey().endsWith("_bytes")) {
+        out.add(new Figure(prefix + ": " + e.getKey().replaceFirst("_bytes$", "") + " (MiB)",
+            v.doubleValue() / (1 << 20), higherIsBetter));
+      } else if (v.isNumber()) {
         out.add(new Figure(prefix + ": " + e.getKey(), v.doubleValue(), higherIsBetter));
       } else if (v.isObject()) {
         leaves(out, prefix + ": " + e.getKey(), v, higherIsBetter);
