@@ -85,9 +85,12 @@ class ChartsTest {
     // Smallest budget first.
     assertTrue(accTexts.indexOf("quest:k=4 (64 tokens)") < accTexts.indexOf("quest:k=16 (256 tokens)"));
 
-    Charts.Chart speed = chart(charts, "speed-vs-context-");
-    assertEquals(List.of("quest:k=64 tg batch 1"), speed.series());
-    assertTrue(svgTexts(speed.file()).contains("context (tokens, log scale)"));
+    Charts.Chart speed = chart(charts, "tg-vs-context-");
+    assertEquals(List.of("quest:k=64"), speed.series());
+    assertTrue(svgTexts(speed.file()).containsAll(List.of("context (tokens, log scale)", "generated tokens/s",
+        "quest:k=64")));
+    assertTrue(charts.stream().noneMatch(c -> c.file().getFileName().toString().startsWith("pp-vs-context")),
+        "no pp rows, no pp chart");
 
     Charts.Chart roof = chart(charts, "roofline-vs-context-kernels");
     assertEquals(List.of("paged_decode tc", "paged_decode cc"), roof.series());

@@ -43,7 +43,7 @@ import org.jfree.svg.SVGGraphics2D;
  *   <li>output throughput vs request rate, one line per policy, for each sweep of online runs;</li>
  *   <li>TTFT and TPOT CDFs from the per-request samples, one curve per policy, for each workload;</li>
  *   <li>accuracy vs KV budget, one line per task, for each model evaluated under several policies;</li>
- *   <li>speed vs context length: the pp/tg matrix (tokens/s) and kernel figures (% of roofline).</li>
+ *   <li>speed vs context length: pp and tg of the matrix (tokens/s, a chart each), kernel figures (% of roofline).</li>
  * </ul>
  */
 public final class Charts {
@@ -164,6 +164,7 @@ public final class Charts {
     return s;
   }
 
+  /** One chart per test (pp, tg): tokens/s against context, a line per policy (and batch). */
   private static void matrix(ServeGroups g, Path dir, Set<String> names, List<Chart> out) throws IOException {
     List<ServeRun> runs = g.runs().stream().filter(r -> !r.matrix().isEmpty()).toList();
     if (runs.isEmpty()) {
@@ -171,21 +172,32 @@ public final class Charts {
     }
     List<String> labels = ServeGroups.unique(runs.stream().map(ServeRun::label).toList(),
         i -> runs.get(i).policyResolved(), i -> runs.get(i).fileName());
-    Map<String, XYSeries> series = new LinkedHashMap<>();
-    for (int i = 0; i < runs.size(); ++i) {
-      for (ServeRun.MatrixRow m : runs.get(i).matrix()) {
-        String name = labels.get(i) + " " + m.phase() + " batch " + m.batch();
-        series.computeIfAbsent(name, n -> new XYSeries(n, true, true)).add((double) m.context(), m.tokensPerS());
+    for (String test : List.of("pp", "tg")) {
+      Map<String, XYSeries> series = new LinkedHashMap<>();
+      for (int i = 0; i < runs.size(); ++i) {
+        long batches = runs.get(i).matrix().stream().filter(m -> m.phase().equals(test))
+            .map(ServeRun.MatrixRow::batch).distinct().count();
+        for (ServeRun.MatrixRow m : runs.get(i).matrix()) {
+          if (m.phase().equals(test)) {
+            String name = labels.get(i) + (batches > 1 ? " batch " + m.batch() : "");
+            series.computeIfAbsent(name, n -> new XYSeries(n, true, true)).add((double) m.context(), m.tokensPerS());
+          }
+        }
       }
+      if (series.isEmpty()) {
+        continue;
+      }
+      XYSeriesCollection data = new XYSeriesCollection();
+      series.values().forEach(data::addSeries);
+      String what = test.equals("pp") ? "Prompt processing (pp)" : "Token generation (tg)";
+      String title = what + " vs context length: " + g.model();
+      JFreeChart chart = ChartFactory.createXYLineChart(title, "context (tokens)",
+          test.equals("pp") ? "prompt tokens/s" : "generated tokens/s", data, PlotOrientation.VERTICAL, true, false,
+          false);
+      lines(chart, true);
+      contextAxis(chart, "context (tokens, log scale)");
+      out.add(write(chart, dir, names, test + "-vs-context-" + g.model(), "matrix", List.copyOf(series.keySet())));
     }
-    XYSeriesCollection data = new XYSeriesCollection();
-    series.values().forEach(data::addSeries);
-    String title = "Speed vs context length: " + g.title();
-    JFreeChart chart = ChartFactory.createXYLineChart(title, "context (tokens)", "tokens/s", data,
-        PlotOrientation.VERTICAL, true, false, false);
-    lines(chart, true);
-    contextAxis(chart, "context (tokens, log scale)");
-    out.add(write(chart, dir, names, "speed-vs-context-" + g.title(), "matrix", List.copyOf(series.keySet())));
   }
 
   private static void accuracyVsBudget(List<EvalRun> runs, Path dir, Set<String> names, List<Chart> out)

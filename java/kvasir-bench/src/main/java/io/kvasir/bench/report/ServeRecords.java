@@ -228,7 +228,8 @@ final class ServeRecords {
     }
     List<String> slo = new ArrayList<>();
     JsonNode s = g.path("slo");
-    s.fields().forEachRemaining(e -> slo.add(e.getKey() + " <= " + e.getValue().asText()));
+    s.fields().forEachRemaining(e -> slo.add(e.getKey() + " <= "
+        + (e.getValue().isNumber() ? Fmt.num(e.getValue().doubleValue()) : e.getValue().asText())));
     String under = slo.isEmpty() ? "" : ", SLO " + String.join(", ", slo);
     add(f, "goodput (requests/s" + under + ")", json.optNumber(g, "results.goodput", "requests_per_s"), true);
     Double met = json.optNumber(g, "results.goodput", "fraction_met");

@@ -6,6 +6,6 @@
  * (JSON lines of {@code tests-native/bench_*}, or a {@code kvasir-perf/1} record with
  * {@code figures}) — recognized by their fields. Renderers: markdown tables side by side against
  * a baseline column ({@link io.kvasir.bench.report.MarkdownReport}) and JFreeChart charts drawn
- * headless into SVG ({@link io.kvasir.bench.report.Charts}). docs/benchmarks.md, "Reports".
+ * headless into SVG ({@link io.kvasir.bench.report.Charts}). docs/reports.md.
  */
 package io.kvasir.bench.report;
