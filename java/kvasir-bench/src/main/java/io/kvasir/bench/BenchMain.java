@@ -9,13 +9,14 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ScopeType;
 import picocli.CommandLine.Spec;
 
-/** The {@code kvasir-bench} command: long-context task records, accuracy on them, perplexity. */
+/** The {@code kvasir-bench} command: long-context task records, accuracy on them, perplexity, serving, reports. */
 @Command(
     name = "kvasir-bench",
     mixinStandardHelpOptions = true,
     versionProvider = BenchMain.Version.class,
     description = "Kvasir benchmarks: long-context task records (JSONL), model accuracy on them, perplexity,"
-        + " end-to-end serving (throughput, TTFT/TPOT/ITL), policies side by side (run).",
+        + " end-to-end serving (throughput, TTFT/TPOT/ITL), policies side by side (run), fidelity against full KV,"
+        + " tables and charts of their records (compare, report).",
     subcommands = {
         TasksCommand.class,
         EvalCommand.class,
@@ -23,6 +24,8 @@ import picocli.CommandLine.Spec;
         ServeCommand.class,
         RunCommand.class,
         FidelityCommand.class,
+        CompareCommand.class,
+        ReportCommand.class,
         CommandLine.HelpCommand.class,
     })
 public final class BenchMain implements Runnable {
