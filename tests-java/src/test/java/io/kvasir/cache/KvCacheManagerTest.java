@@ -125,6 +125,33 @@ class KvCacheManagerTest {
     kv.free(4);
   }
 
+  // A sample that recomputes the prompt's last token publishes that page under its own position's
+  // key. It once kept the parent's chain hash (one page further on), so a later prompt found the
+  // rewritten page at the next position: SchedulerTest seed 32320872362373, pages of 1 token.
+  @Test
+  void pagesRewrittenAfterATruncateArePublishedUnderTheirOwnPosition() {
+    for (int pageTokens : new int[] {1, 4}) {
+      PagePool pool = new PagePool(64);
+      KvCacheManager kv = new KvCacheManager(pool, pageTokens, true);
+      int[] prompt = range(10, 10 + 5 * pageTokens);  // five full pages
+      prefill(kv, 1, prompt);
+      kv.fork(1, 2);
+      int kept = kv.truncate(2, prompt.length - 1);
+      assertTrue(kv.reserve(2, prompt.length - kept));
+      kv.commit(2, prompt, kept, prompt.length - kept);  // the last page again, by the sample
+      // A prompt continuing with the last page's tokens once more: its sixth page is not cached.
+      int[] longer = java.util.Arrays.copyOf(prompt, prompt.length + pageTokens + 1);
+      System.arraycopy(prompt, prompt.length - pageTokens, longer, prompt.length, pageTokens);
+      assertEquals(5 * pageTokens, kv.admit(3, longer, 0), "page size " + pageTokens + ": five pages hit, not six");
+      int[] table = kv.pageTable(3);
+      assertArrayEquals(java.util.Arrays.copyOf(kv.pageTable(1), 5), table, "the parent's pages, in order");
+      kv.free(1);
+      kv.free(2);
+      kv.free(3);
+      assertEquals(0, pool.usedPages());
+    }
+  }
+
   @Test
   void generatedTokensArePublishedToo() {
     KvCacheManager kv = new KvCacheManager(new PagePool(8), P, true);

@@ -110,7 +110,8 @@ class SchedulerTest {
 
   @Test
   void thousandsOfRandomRequestsUnderTightMemoryEachEqualTheirSoloRun() {
-    for (long seed : new long[] {20261129L, System.nanoTime()}) {
+    // A fixed seed and a fresh one (replay a logged seed with -Dkvasir.sched.seed=N).
+    for (long seed : new long[] {20261129L, Long.getLong("kvasir.sched.seed", System.nanoTime())}) {
       for (boolean prefix : new boolean[] {true, false}) {
         runWorkload(seed, prefix);
       }

@@ -323,7 +323,17 @@ public final class KvCacheManager {
       pool.release(s.pages[--s.numPages]);
     }
     s.kvLen = newLen;
-    s.published = Math.min(s.published, newLen / pageTokens);
+    int published = Math.min(s.published, newLen / pageTokens);
+    if (published < s.published && prefixCaching) {
+      // The chain hash names the last published page: roll it back with the cut, so the pages
+      // written again are published under their own position's key (not one page further on).
+      long h = PrefixKey.ROOT;
+      for (int i = 0; i < published; ++i) {
+        h = PrefixKey.of(h, s.tokens, i * pageTokens, (i + 1) * pageTokens, s.extraKey).hash();
+      }
+      s.chainHash = h;
+    }
+    s.published = published;
     return newLen;
   }
 
