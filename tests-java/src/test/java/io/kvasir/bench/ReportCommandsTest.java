@@ -34,14 +34,15 @@ class ReportCommandsTest {
     return new Run(exit, out.toString(), err.toString());
   }
 
+  // The snapshot of real records in the test resources (see report.ReportFixtures).
   private static Path docsPerf() {
-    for (Path dir = Path.of("").toAbsolutePath(); dir != null; dir = dir.getParent()) {
-      if (Files.isDirectory(dir.resolve("docs/perf"))) {
-        return dir.resolve("docs/perf");
-      }
+    try {
+      return Path.of(ReportCommandsTest.class.getResource("report/records/2026-11-29-kernels.json").toURI()).getParent();
+    } catch (java.net.URISyntaxException e) {
+      throw new IllegalStateException(e);
     }
-    throw new IllegalStateException("docs/perf not found");
   }
+
 
   private Path copyRecords() throws IOException {
     Path dir = tmp.resolve("out");

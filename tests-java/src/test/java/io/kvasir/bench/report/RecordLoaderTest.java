@@ -243,7 +243,7 @@ class RecordLoaderTest {
 
   @Test
   void wholeDocsPerfLoads() {
-    RunSet set = RunSet.load(List.of(docsPerf()));
+    RunSet set = RunSet.load(List.of(ReportFixtures.committedDocsPerf()));
     assertTrue(set.of(ServeRun.class).size() >= 6 && set.of(PeerRun.class).size() >= 1, "6 serving records, 1 peer");
     assertTrue(set.of(KernelRun.class).size() >= 8, "kernel files: " + set.of(KernelRun.class).size());
     assertTrue(set.of(EvalRun.class).size() >= 6);
