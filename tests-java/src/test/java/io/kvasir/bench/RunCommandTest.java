@@ -99,6 +99,13 @@ class RunCommandTest {
         assertEquals(5, rec.get("samples").get("start_ms").size());
       }
     }
+    // The online workload has the offline prompts (one seed rule); each workload starts cold, so
+    // none of them comes from the prefix cache the offline run left behind.
+    for (String policy : List.of("full", "quest-k-2")) {
+      JsonNode res = JSON.readTree(out.resolve(date + "-online-r200-" + policy + ".json").toFile()).get("results");
+      assertTrue(res.get("prefix_cache").get("queried_tokens").asLong() > 0, policy);
+      assertEquals(0, res.get("prefix_cache").get("hit_tokens").asLong(), policy + ": a cold prefix cache");
+    }
     JsonNode online = JSON.readTree(out.resolve(date + "-online-r200-full.json").toFile()).get("workload");
     assertEquals("online", online.get("name").asText());
     assertEquals(200.0, online.get("rate").asDouble());

@@ -426,6 +426,9 @@ final class RunCommand implements Callable<Integer> {
       StepCost cost = new StepCost(engine.shape(), engine.weightBytes());
       int next = 0;
       for (String name : plan.workloads()) {
+        // Every workload starts with a cold prefix cache: the online workloads reuse the offline
+        // prompts (one seed rule), which would otherwise all be cache hits.
+        engine.clearPrefixCache();
         if (name.equals("pp-tg")) {
           try {
             PpTgRunner.Result r = plan.ppTg().run(engine, "pp-tg / " + policy.spec());
@@ -441,6 +444,7 @@ final class RunCommand implements Callable<Integer> {
         int count = name.equals("online") ? rates.size() : 1;
         for (int k = 0; k < count; ++k) {
           BenchWorkload w = list.get(next++);
+          engine.clearPrefixCache();
           try {
             ProgressLog progress = new ProgressLog(w.label() + " / " + policy.spec(), w.requests().size(),
                 progressSeconds, System::nanoTime);

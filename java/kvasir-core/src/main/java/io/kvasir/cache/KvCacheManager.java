@@ -168,6 +168,14 @@ public final class KvCacheManager {
     return s.kvLen;
   }
 
+  /**
+   * Forgets every cached prefix (pages in use keep their contents; free pages lose their keys), so
+   * the next request computes its prompt from scratch: a benchmark's workloads start cold.
+   */
+  public void clearPrefixCache() {
+    pool.clearPrefixCache();
+  }
+
   /** Tokens of the sequence whose K and V are written. */
   public int kvLen(long seqId) {
     return get(seqId).kvLen;

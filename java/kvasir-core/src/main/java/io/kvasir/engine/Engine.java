@@ -126,6 +126,16 @@ public final class Engine implements AutoCloseable {
     return paged != null && paged.kv().prefixCaching();
   }
 
+  /**
+   * Under a cache policy, forgets every prefix the cache holds, so the next requests compute their
+   * prompts from scratch (a benchmark's workloads start cold); without a policy, nothing to do.
+   */
+  public synchronized void clearPrefixCache() {
+    if (paged != null) {
+      paged.kv().clearPrefixCache();
+    }
+  }
+
   /** Device memory of the KV caches: the slot cache, plus the paged cache under a policy. */
   public long kvCacheBytes() {
     return cache.bytes() + (paged != null ? paged.cache().bytes() : 0);
