@@ -405,18 +405,28 @@ accept6() {
   local root=$1 out=$2 rc=0 dir="$2/bench6" work=/tmp/kvasir-accept6
   rm -rf "$work" && mkdir -p "$work" "$dir"
   local B=("$root/jre/bin/java" -Xmx32g -jar "$root/kvasir-bench.jar") n=${KVASIR_ACCEPT6_REQUESTS:-64}
-  KVASIR_BENCH6_REQUESTS=$n KVASIR_BENCH6_TIMEOUT=${KVASIR_ACCEPT6_BENCH_TIMEOUT:-230} bench6 "$root" "$out" || rc=1
-  echo "## transformers on the offline prompts"
-  timeout 60 "${B[@]}" serve --model synthetic:llama3-8b --device cuda --dtype bf16 --policy full --requests "$n" \
-    --prompt-min 1024 --prompt-max 4096 --output-tokens 128 --seed 0 --max-batch 256 --max-step-tokens 8192 \
-    --kv-budget 90GiB --export-workload "$work/offline-workload.json" \
-    --record "$dir/$KVASIR_DATE-offline-serve-export.json" | tail -n 12 || rc=1
-  timeout 110 python3 "$KV_ROOT/tools/peers/hf_generate_bench.py" "$work/offline-workload.json" \
-    --out "$dir/$KVASIR_DATE-offline-transformers.json" || rc=1
+  # KVASIR_ACCEPT6_PARTS picks parts: bench (bench6), hf (transformers on the offline prompts),
+  # eval (the reference model's suite), hfeval (transformers on its records; needs eval), fidelity.
+  local parts=" ${KVASIR_ACCEPT6_PARTS:-bench hf eval fidelity} "
+  [[ ${KVASIR_ACCEPT6_HF_EVAL:-0} == 1 ]] && parts+="hfeval "
+  if [[ $parts == *" bench "* ]]; then
+    KVASIR_BENCH6_REQUESTS=$n KVASIR_BENCH6_TIMEOUT=${KVASIR_ACCEPT6_BENCH_TIMEOUT:-230} bench6 "$root" "$out" || rc=1
+  fi
+  if [[ $parts == *" hf "* ]]; then
+    echo "## transformers on the offline prompts"
+    timeout 60 "${B[@]}" serve --model synthetic:llama3-8b --device cuda --dtype bf16 --policy full --requests "$n" \
+      --prompt-min 1024 --prompt-max 4096 --output-tokens 128 --seed 0 --max-batch 256 --max-step-tokens 8192 \
+      --kv-budget 90GiB --export-workload "$work/offline-workload.json" \
+      --record "$dir/$KVASIR_DATE-offline-serve-export.json" | tail -n 12 || rc=1
+    timeout 110 python3 "$KV_ROOT/tools/peers/hf_generate_bench.py" "$work/offline-workload.json" \
+      --out "$dir/$KVASIR_DATE-offline-transformers.json" || rc=1
+  fi
   local model="$KV_ROOT/models/kvasir-ref" policy slug
   local eval=(eval --model "$model" --device cuda --seed 1 --count "${KVASIR_ACCEPT6_EVAL_COUNT:-40}" --batch 16
     --max-context 8192 --haystack "$model/heldout-prose.txt" --task passkey,niah_multikey,cwe --length 4096,8192)
-  for policy in full "quest:k=16"; do
+  local policies=(full "quest:k=16")
+  [[ $parts == *" eval "* ]] || policies=()
+  for policy in "${policies[@]}"; do
     slug=${policy//[:=]/-}
     echo "## reference model, long-context suite, $policy"
     local extra=()
@@ -424,15 +434,17 @@ accept6() {
     timeout 60 "${B[@]}" "${eval[@]}" --policy "$policy" --out "$dir/$KVASIR_DATE-refeval-$slug.json" "${extra[@]}" \
       | tail -n 12 || rc=1
   done
-  if [[ ${KVASIR_ACCEPT6_HF_EVAL:-0} == 1 ]]; then
+  if [[ $parts == *" hfeval "* ]]; then
     echo "## transformers on the same records"
     timeout 100 python3 "$KV_ROOT/tools/peers/hf_eval_tasks.py" "$work/records.jsonl" --model "$model" --batch 16 \
       --out "$dir/$KVASIR_DATE-refeval-transformers.json" | tail -n 12 || rc=1
   fi
-  echo "## fidelity against full KV, reference model"
-  timeout 50 "${B[@]}" fidelity --model "$model" --device cuda --task passkey,niah_multikey --length 4096 --count 16 \
-    --seed 1 --tokens 64 --haystack "$model/heldout-prose.txt" --policies "full;quest:k=16;quest:k=4" \
-    --out "$dir/$KVASIR_DATE-fidelity-refmodel.json" | tail -n 12 || rc=1
+  if [[ $parts == *" fidelity "* ]]; then
+    echo "## fidelity against full KV, reference model"
+    timeout 50 "${B[@]}" fidelity --model "$model" --device cuda --task passkey,niah_multikey --length 4096 \
+      --count 16 --seed 1 --tokens 64 --haystack "$model/heldout-prose.txt" --policies "full;quest:k=16;quest:k=4" \
+      --out "$dir/$KVASIR_DATE-fidelity-refmodel.json" | tail -n 12 || rc=1
+  fi
   tar -C "$out" -cf "$out/accept6.tar" bench6 && rm -rf "$dir"
   return $rc
 }

@@ -449,7 +449,7 @@ typedef struct kv_roofline {
   double copy_bytes_per_s;       /* device-to-device copy, read + written */
   double h2d_bytes_per_s;        /* pinned host -> device */
   double d2h_bytes_per_s;        /* device -> pinned host */
-  double gemm_bf16_flops_per_s;  /* dense bf16 GEMM rate */
+  double gemm_bf16_flops_per_s;  /* dense bf16 GEMM rate (CUDA: cuBLAS at 8192^3, fp32 accumulation; 0 without cuBLAS or on the CPU) */
   uint64_t buffer_bytes;         /* working set of each bandwidth test */
   int32_t repetitions;           /* timed repetitions per figure (median taken) */
 } kv_roofline;
