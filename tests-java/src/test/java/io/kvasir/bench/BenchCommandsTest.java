@@ -13,8 +13,6 @@ import io.kvasir.engine.GenerationRequest;
 import io.kvasir.engine.SamplingParams;
 import io.kvasir.nativeapi.Backend;
 import io.kvasir.nativeapi.DType;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -22,12 +20,10 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
+import io.kvasir.testing.CliRun;
 
 /** {@code kvasir-bench} in process: tasks, eval and ppl on the tiny demo model, and the engine's token scoring. */
 class BenchCommandsTest {
-  private record Run(int exit, String out, String err) {}
-
   @TempDir
   Path tmp;
 
@@ -41,14 +37,8 @@ class BenchCommandsTest {
     System.clearProperty("kvasir.cache");
   }
 
-  private static Run run(String... args) {
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    CommandLine cli = BenchMain.commandLine();
-    cli.setOut(new PrintWriter(out));
-    cli.setErr(new PrintWriter(err));
-    int exit = cli.execute(args);
-    return new Run(exit, out.toString(), err.toString());
+  private static CliRun run(String... args) {
+    return CliRun.of(BenchMain.commandLine(), args);
   }
 
   @Test
@@ -57,7 +47,7 @@ class BenchCommandsTest {
     Path a = tmp.resolve("a.jsonl");
     Path b = tmp.resolve("b.jsonl");
     String mix = "passkey=0.3,niah_multikey=0.2,arithmetic=0.3,docqa=0.2";
-    Run r = run("tasks", "--mix", mix, "--length-range", "300:900", "--count", "40", "--seed", "3", "--haystack",
+    CliRun r = run("tasks", "--mix", mix, "--length-range", "300:900", "--count", "40", "--seed", "3", "--haystack",
         haystack, "--threads", "1", "--out", a.toString());
     assertEquals(0, r.exit(), r.err());
     r = run("tasks", "--mix", mix, "--length-range", "300:900", "--count", "40", "--seed", "3", "--haystack",
@@ -77,17 +67,17 @@ class BenchCommandsTest {
 
   @Test
   void tasksRefusesBadCommandLinesWithTheReason() {
-    Run both = run("tasks", "--task", "passkey", "--mix", "passkey=1", "--length", "500");
+    CliRun both = run("tasks", "--task", "passkey", "--mix", "passkey=1", "--length", "500");
     assertEquals(2, both.exit());
-    Run range = run("tasks", "--task", "passkey", "--length-range", "500", "--haystack", "x");
+    CliRun range = run("tasks", "--task", "passkey", "--length-range", "500", "--haystack", "x");
     assertEquals(2, range.exit());
     assertTrue(range.err().contains("MIN:MAX"), range.err());
     Path missing = tmp.resolve("missing.txt");
-    Run noFile = run("tasks", "--task", "passkey", "--length", "500", "--haystack", missing.toString(), "--out",
+    CliRun noFile = run("tasks", "--task", "passkey", "--length", "500", "--haystack", missing.toString(), "--out",
         tmp.resolve("x.jsonl").toString());
     assertEquals(1, noFile.exit());
     assertTrue(noFile.err().contains(missing.toString()), noFile.err());
-    Run tooSmall = run("tasks", "--task", "docqa", "--length", "50", "--haystack", BenchFixtures.haystack(tmp).toString(),
+    CliRun tooSmall = run("tasks", "--task", "docqa", "--length", "50", "--haystack", BenchFixtures.haystack(tmp).toString(),
         "--out", tmp.resolve("y.jsonl").toString());
     assertEquals(1, tooSmall.exit());
     assertTrue(tooSmall.err().contains("docqa") && tooSmall.err().contains("minimum"), tooSmall.err());
@@ -96,7 +86,7 @@ class BenchCommandsTest {
   @Test
   void evalRunsAGridOnTheTinyModelAndWritesItsJson() throws Exception {
     Path json = tmp.resolve("eval.json");
-    Run r = run("eval", "--model", "tiny:llama", "--task", "passkey,arithmetic", "--task", "kv_retrieval", "--length",
+    CliRun r = run("eval", "--model", "tiny:llama", "--task", "passkey,arithmetic", "--task", "kv_retrieval", "--length",
         "600", "--count", "3", "--seed", "1", "--haystack", BenchFixtures.haystack(tmp).toString(), "--batch", "2",
         "--out", json.toString());
     assertEquals(0, r.exit(), r.err());
@@ -123,7 +113,7 @@ class BenchCommandsTest {
   @Test
   void pplScoresWindowsOfTheText() throws Exception {
     Path json = tmp.resolve("ppl.json");
-    Run r = run("ppl", "--model", "tiny:llama", "--text", BenchFixtures.haystack(tmp).toString(), "--window", "64",
+    CliRun r = run("ppl", "--model", "tiny:llama", "--text", BenchFixtures.haystack(tmp).toString(), "--window", "64",
         "--max-tokens", "300", "--batch", "3", "--dtype", "f32", "--out", json.toString());
     assertEquals(0, r.exit(), r.err());
     JsonNode root = new ObjectMapper().readTree(json.toFile());

@@ -5,8 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -14,12 +12,10 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
+import io.kvasir.testing.CliRun;
 
 /** {@code kvasir-bench fidelity} in process on the tiny demo model: the record, the table, the errors. */
 class FidelityCommandTest {
-  private record Run(int exit, String out, String err) {}
-
   @TempDir
   Path tmp;
 
@@ -33,20 +29,14 @@ class FidelityCommandTest {
     System.clearProperty("kvasir.cache");
   }
 
-  private static Run run(String... args) {
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    CommandLine cli = BenchMain.commandLine();
-    cli.setOut(new PrintWriter(out));
-    cli.setErr(new PrintWriter(err));
-    int exit = cli.execute(args);
-    return new Run(exit, out.toString(), err.toString());
+  private static CliRun run(String... args) {
+    return CliRun.of(BenchMain.commandLine(), args);
   }
 
   @Test
   void fidelityOfTaskPromptsWritesTheRecordAndTheTable() throws Exception {
     Path json = tmp.resolve("fidelity.json");
-    Run r = run("fidelity", "--model", "tiny:llama", "--task", "passkey,kv_retrieval", "--length", "400", "--count",
+    CliRun r = run("fidelity", "--model", "tiny:llama", "--task", "passkey,kv_retrieval", "--length", "400", "--count",
         "2", "--haystack", BenchFixtures.haystack(tmp).toString(), "--tokens", "6", "--batch", "2", "--page-tokens",
         "8", "--policies", "full;quest:k=2", "--out", json.toString());
     assertEquals(0, r.exit(), r.err());
@@ -79,24 +69,24 @@ class FidelityCommandTest {
   void fidelityReadsPromptsFromJsonlAndRefusesBadCommandLines() throws Exception {
     Path prompts = Files.writeString(tmp.resolve("p.jsonl"), "{\"id\": \"one\", \"prompt\": \"Say something long.\"}\n"
         + "\n{\"prompt\": \"And another thing.\", \"task\": \"free\"}\n");
-    Run r = run("fidelity", "--model", "tiny:llama", "--prompts", prompts.toString(), "--tokens", "4", "--policies",
+    CliRun r = run("fidelity", "--model", "tiny:llama", "--prompts", prompts.toString(), "--tokens", "4", "--policies",
         "quest:k=1", "--page-tokens", "4");
     assertEquals(0, r.exit(), r.err());
     assertTrue(r.out().contains("| quest:k=1 | p.jsonl | 1 | 4 |"), r.out());
     assertTrue(r.out().contains("| quest:k=1 | free | 1 | 4 |"), r.out());
     assertTrue(r.out().contains("| quest:k=1 | all | 2 | 8 |"), r.out());
 
-    Run bad = run("fidelity", "--model", "tiny:llama", "--prompts", prompts.toString(), "--policies", "quest:k=0");
+    CliRun bad = run("fidelity", "--model", "tiny:llama", "--prompts", prompts.toString(), "--policies", "quest:k=0");
     assertEquals(2, bad.exit());
     assertTrue(bad.err().contains("quest"), bad.err());
-    Run neither = run("fidelity", "--model", "tiny:llama", "--policies", "full");
+    CliRun neither = run("fidelity", "--model", "tiny:llama", "--policies", "full");
     assertEquals(2, neither.exit());
     assertTrue(neither.err().contains("--prompts"), neither.err());
-    Run policy = run("fidelity", "--model", "tiny:llama", "--prompts", prompts.toString(), "--policies", "full",
+    CliRun policy = run("fidelity", "--model", "tiny:llama", "--prompts", prompts.toString(), "--policies", "full",
         "--policy", "full");
     assertEquals(2, policy.exit());
     Path broken = Files.writeString(tmp.resolve("b.jsonl"), "{\"text\": \"no prompt\"}\n");
-    Run noPrompt = run("fidelity", "--model", "tiny:llama", "--prompts", broken.toString(), "--policies", "full");
+    CliRun noPrompt = run("fidelity", "--model", "tiny:llama", "--prompts", broken.toString(), "--policies", "full");
     assertEquals(1, noPrompt.exit());
     assertTrue(noPrompt.err().contains("line 1") && noPrompt.err().contains("\"prompt\""), noPrompt.err());
   }

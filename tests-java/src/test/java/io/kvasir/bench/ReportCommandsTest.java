@@ -5,8 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -15,23 +13,15 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
+import io.kvasir.testing.CliRun;
 
 /** {@code kvasir-bench compare} and {@code report} end to end on copies of the committed docs/perf records. */
 class ReportCommandsTest {
-  private record Run(int exit, String out, String err) {}
-
   @TempDir
   Path tmp;
 
-  private static Run run(String... args) {
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    CommandLine cli = BenchMain.commandLine();
-    cli.setOut(new PrintWriter(out));
-    cli.setErr(new PrintWriter(err));
-    int exit = cli.execute(args);
-    return new Run(exit, out.toString(), err.toString());
+  private static CliRun run(String... args) {
+    return CliRun.of(BenchMain.commandLine(), args);
   }
 
   // The snapshot of real records in the test resources (see report.ReportFixtures).
@@ -74,7 +64,7 @@ class ReportCommandsTest {
         + " \"kvasir-bench run --out somewhere\", \"records\": [{\"file\": \"a.json\", \"workload\": \"offline\","
         + " \"policy\": \"full\", \"status\": \"ok\"}, {\"file\": \"b.json\", \"workload\": \"rag\","
         + " \"policy\": \"h2o\", \"status\": \"failed\", \"error\": \"out of memory\"}]}");
-    Run r = run("report", dir.toString());
+    CliRun r = run("report", dir.toString());
     assertEquals(0, r.exit(), r.err());
     String md = Files.readString(dir.resolve("report.md"));
     assertTrue(md.startsWith("# Benchmark report\n"), md);
@@ -114,7 +104,7 @@ class ReportCommandsTest {
     Path dir = copyRecords();
     Path md = tmp.resolve("cmp/compare.md");
     Path charts = tmp.resolve("cmp/charts");
-    Run r = run("compare", dir.resolve("2026-11-29-serve-subsample.json").toString(),
+    CliRun r = run("compare", dir.resolve("2026-11-29-serve-subsample.json").toString(),
         dir.resolve("2026-11-29-serve-subsample-hf.json").toString(),
         dir.resolve("2026-11-29-quest-accuracy-cpu-full.json").toString(),
         dir.resolve("2026-11-29-quest-accuracy-cpu-quest_k_4.json").toString(),
@@ -130,7 +120,7 @@ class ReportCommandsTest {
 
   @Test
   void compareToStdoutWithoutCharts() {
-    Run r = run("compare", docsPerf().resolve("2026-11-29-paged-quest.json").toString());
+    CliRun r = run("compare", docsPerf().resolve("2026-11-29-paged-quest.json").toString());
     assertEquals(0, r.exit(), r.err());
     assertTrue(r.out().contains("| quest_select | — | batch=32,kv_len=32768,P=16,top_k=64,Hq=32,Hkv=8,D=128,bf16 | 0.132 |"),
         r.out());
@@ -140,14 +130,14 @@ class ReportCommandsTest {
   @Test
   void unreadableRecordsFailNamingTheFile() throws Exception {
     Path parity = docsPerf().resolve("2026-11-29-parity.json");
-    Run r = run("compare", parity.toString());
+    CliRun r = run("compare", parity.toString());
     assertEquals(1, r.exit());
     assertTrue(r.err().contains("2026-11-29-parity.json") && r.err().contains("not a record"), r.err());
 
     Path dir = tmp.resolve("broken");
     Files.createDirectories(dir);
     Files.writeString(dir.resolve("x.json"), "{\"record\": \"kvasir-peer/1\", \"topic\": \"t\"}");
-    Run b = run("report", dir.toString());
+    CliRun b = run("report", dir.toString());
     assertEquals(1, b.exit());
     assertTrue(b.err().contains("x.json") && b.err().contains("'output_tokens_per_s'"), b.err());
     assertFalse(Files.exists(dir.resolve("report.md")));

@@ -7,8 +7,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kvasir.bench.serve.BenchWorkload;
 import io.kvasir.bench.serve.Workload;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -18,12 +16,11 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import io.kvasir.testing.CliRun;
 import picocli.CommandLine;
 
 /** {@code kvasir-bench run} on the tiny CPU model: records per (workload, policy), the summary, pp-tg. */
 class RunCommandTest {
-  private record Run(int exit, String out, String err) {}
-
   private static final ObjectMapper JSON = new ObjectMapper();
 
   @TempDir
@@ -39,14 +36,8 @@ class RunCommandTest {
     System.clearProperty("kvasir.cache");
   }
 
-  private static Run run(String... args) {
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    CommandLine cli = BenchMain.commandLine();
-    cli.setOut(new PrintWriter(out));
-    cli.setErr(new PrintWriter(err));
-    int exit = cli.execute(args);
-    return new Run(exit, out.toString(), err.toString());
+  private static CliRun run(String... args) {
+    return CliRun.of(BenchMain.commandLine(), args);
   }
 
   private static List<String> files(Path dir) throws Exception {
@@ -58,7 +49,7 @@ class RunCommandTest {
   @Test
   void twoPoliciesRunTheSameWorkloadsIntoTwoRecordsEach() throws Exception {
     Path out = tmp.resolve("out");
-    Run r = run("run", "--model", "tiny:llama", "--policies", "full;quest:k=2", "--workload", "offline",
+    CliRun r = run("run", "--model", "tiny:llama", "--policies", "full;quest:k=2", "--workload", "offline",
         "--workload", "online,rag", "--rates", "200", "--requests", "5", "--prompt-len", "8:30", "--output-len", "3:5",
         "--rag-docs", "2", "--rag-doc-len", "8", "--rag-pool", "3", "--rag-question-len", "4", "--max-batch", "2",
         "--page-tokens", "8", "--seed", "9", "--slo", "ttft_ms=100000,tpot_ms=100000", "--max-concurrency", "2",
@@ -137,7 +128,7 @@ class RunCommandTest {
   @Test
   void ppTgWritesAMatrixWithDecodeAtTheFullBatch() throws Exception {
     Path out = tmp.resolve("pptg");
-    Run r = run("run", "--model", "tiny:llama", "--policies", "full", "--workload", "pp-tg", "--pp", "16,40",
+    CliRun r = run("run", "--model", "tiny:llama", "--policies", "full", "--workload", "pp-tg", "--pp", "16,40",
         "--tg", "17,33", "--tg-batch", "1,3", "--tg-tokens", "4", "--page-tokens", "8", "--max-batch", "2",
         "--max-step-tokens", "16", "--out", out.toString());
     assertEquals(0, r.exit(), r.err() + r.out());
@@ -183,13 +174,13 @@ class RunCommandTest {
       assertTrue(q.promptTokens() >= 1024 && q.promptTokens() <= 8192);
       assertEquals(256, q.outputTokens());
     }
-    Run noRates = run("run", "--model", "tiny:llama", "--workload", "online", "--out", tmp.toString());
+    CliRun noRates = run("run", "--model", "tiny:llama", "--workload", "online", "--out", tmp.toString());
     assertEquals(2, noRates.exit());
     assertTrue(noRates.err().contains("--rates"), noRates.err());
-    Run unknown = run("run", "--model", "tiny:llama", "--workload", "chat", "--out", tmp.toString());
+    CliRun unknown = run("run", "--model", "tiny:llama", "--workload", "chat", "--out", tmp.toString());
     assertEquals(2, unknown.exit());
     assertTrue(unknown.err().contains("--workload chat"), unknown.err());
-    Run policy = run("run", "--model", "tiny:llama", "--workload", "offline", "--policies", "full;;quest",
+    CliRun policy = run("run", "--model", "tiny:llama", "--workload", "offline", "--policies", "full;;quest",
         "--out", tmp.toString());
     assertEquals(2, policy.exit());
     assertTrue(policy.err().contains("policy"), policy.err());

@@ -8,19 +8,15 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kvasir.bench.serve.Workload;
 import io.kvasir.bench.serve.WorkloadSpec;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Path;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
+import io.kvasir.testing.CliRun;
 
 /** {@code kvasir-bench serve} end to end on the tiny CPU model: the record, the exported workload, prefix caching. */
 class ServeCommandTest {
-  private record Run(int exit, String out, String err) {}
-
   @TempDir
   Path tmp;
 
@@ -34,21 +30,15 @@ class ServeCommandTest {
     System.clearProperty("kvasir.cache");
   }
 
-  private static Run run(String... args) {
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    CommandLine cli = BenchMain.commandLine();
-    cli.setOut(new PrintWriter(out));
-    cli.setErr(new PrintWriter(err));
-    int exit = cli.execute(args);
-    return new Run(exit, out.toString(), err.toString());
+  private static CliRun run(String... args) {
+    return CliRun.of(BenchMain.commandLine(), args);
   }
 
   @Test
   void onlineRunWritesARecordAndTheExactWorkload() throws Exception {
     Path record = tmp.resolve("serve.json");
     Path workload = tmp.resolve("workload.json");
-    Run r = run("serve", "--model", "tiny:llama", "--requests", "9", "--subsample", "6", "--prompt-min", "5",
+    CliRun r = run("serve", "--model", "tiny:llama", "--requests", "9", "--subsample", "6", "--prompt-min", "5",
         "--prompt-max", "30", "--output-tokens", "4", "--rate", "400", "--max-batch", "3", "--page-tokens", "8",
         "--warmup", "2", "--seed", "5", "--roofline", "--slo", "ttft_ms=1e9", "--record", record.toString(), "--export-workload",
         workload.toString());
@@ -105,9 +95,9 @@ class ServeCommandTest {
         "4", "--prompt-max", "8", "--output-tokens", "2", "--max-batch", "1", "--page-tokens", "8"};
     Path on = tmp.resolve("on.json");
     Path off = tmp.resolve("off.json");
-    Run a = run(concat(common, "--record", on.toString()));
+    CliRun a = run(concat(common, "--record", on.toString()));
     assertEquals(0, a.exit(), a.err());
-    Run b = run(concat(common, "--no-prefix-cache", "--record", off.toString()));
+    CliRun b = run(concat(common, "--no-prefix-cache", "--record", off.toString()));
     assertEquals(0, b.exit(), b.err());
     JsonNode hit = new ObjectMapper().readTree(on.toFile()).get("results").get("prefix_cache");
     assertEquals(4 * 24, hit.get("hit_tokens").asLong());
@@ -120,12 +110,12 @@ class ServeCommandTest {
 
   @Test
   void badCommandLinesAreRefusedWithTheReason() {
-    Run rate = run("serve", "--model", "tiny:llama", "--rate", "0");
+    CliRun rate = run("serve", "--model", "tiny:llama", "--rate", "0");
     assertEquals(2, rate.exit());
     assertTrue(rate.err().contains("--rate"), rate.err());
-    Run policy = run("serve", "--model", "tiny:llama", "--policy", "nonsense");
+    CliRun policy = run("serve", "--model", "tiny:llama", "--policy", "nonsense");
     assertEquals(2, policy.exit());
-    Run lengths = run("serve", "--model", "tiny:llama", "--prompt-min", "50", "--prompt-max", "10");
+    CliRun lengths = run("serve", "--model", "tiny:llama", "--prompt-min", "50", "--prompt-max", "10");
     assertEquals(2, lengths.exit());
     assertTrue(lengths.err().contains("prompt lengths"), lengths.err());
   }

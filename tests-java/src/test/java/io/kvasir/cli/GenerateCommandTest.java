@@ -8,8 +8,6 @@ import io.kvasir.model.TinyCheckpoints;
 import io.kvasir.model.TinyModelSpec;
 import io.kvasir.nativeapi.Backend;
 import io.kvasir.nativeapi.Devices;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -21,12 +19,10 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
+import io.kvasir.testing.CliRun;
 
 /** {@code kvasir generate} in process: output, the files it writes, and each refusal's message. */
 class GenerateCommandTest {
-  private record Run(int exit, String out, String err) {}
-
   @TempDir
   Path tmp;
 
@@ -40,25 +36,19 @@ class GenerateCommandTest {
     System.clearProperty("kvasir.cache");
   }
 
-  private static Run run(String... args) {
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    CommandLine cli = KvasirCli.commandLine();
-    cli.setOut(new PrintWriter(out));
-    cli.setErr(new PrintWriter(err));
-    int exit = cli.execute(args);
-    return new Run(exit, out.toString(), err.toString());
+  private static CliRun run(String... args) {
+    return CliRun.of(KvasirCli.commandLine(), args);
   }
 
   @Test
   void greedyIdsAreReproducibleAndStatsArePrinted() {
-    Run a = run("generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8", "--max-tokens", "6", "--ignore-eos",
+    CliRun a = run("generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8", "--max-tokens", "6", "--ignore-eos",
         "--greedy-ids");
     assertEquals(0, a.exit(), a.err());
     String ids = a.out().lines().filter(l -> l.startsWith("ids: ")).findFirst().orElseThrow();
     assertEquals(6, ids.substring(5).trim().split(" ").length, ids);
     assertTrue(a.out().contains("4 prompt tokens, 6 generated (length)"), a.out());
-    Run b = run("generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8", "--max-tokens", "6", "--ignore-eos",
+    CliRun b = run("generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8", "--max-tokens", "6", "--ignore-eos",
         "--greedy-ids");
     assertTrue(b.out().contains(ids), "greedy decoding must repeat: " + b.out());
   }
@@ -67,22 +57,22 @@ class GenerateCommandTest {
   void aCachePolicyGivesTheSameGreedyTokensAndBadSpecsAreRefused() {
     String[] base = {"generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8,9,10,11,12,13,14,15,16,17,18,19",
         "--max-tokens", "8", "--ignore-eos", "--greedy-ids", "--dtype", "f32"};
-    Run plain = run(base);
+    CliRun plain = run(base);
     assertEquals(0, plain.exit(), plain.err());
     String ids = plain.out().lines().filter(l -> l.startsWith("ids: ")).findFirst().orElseThrow();
     for (String[] extra : new String[][] {{"--policy", "full"}, {"--policy", "quest:k=64", "--page-tokens", "4"},
         {"--policy", "full", "--no-prefix-cache"}}) {
       String[] args = java.util.Arrays.copyOf(base, base.length + extra.length);
       System.arraycopy(extra, 0, args, base.length, extra.length);
-      Run r = run(args);
+      CliRun r = run(args);
       assertEquals(0, r.exit(), r.err());
       assertEquals(ids, r.out().lines().filter(l -> l.startsWith("ids: ")).findFirst().orElseThrow(),
           String.join(" ", extra));
     }
-    Run bad = run("generate", "--model", "tiny:llama", "--prompt-ids", "1", "--policy", "qest:k=4");
+    CliRun bad = run("generate", "--model", "tiny:llama", "--prompt-ids", "1", "--policy", "qest:k=4");
     assertEquals(2, bad.exit());
     assertTrue(bad.err().contains("qest") && bad.err().contains("quest"), bad.err());
-    Run lonely = run("generate", "--model", "tiny:llama", "--prompt-ids", "1", "--no-prefix-cache");
+    CliRun lonely = run("generate", "--model", "tiny:llama", "--prompt-ids", "1", "--no-prefix-cache");
     assertEquals(2, lonely.exit());
     assertTrue(lonely.err().contains("--no-prefix-cache needs --policy"), lonely.err());
   }
@@ -90,29 +80,29 @@ class GenerateCommandTest {
   @Test
   void nSamplesShareThePromptAndEachIsPrinted() {
     // Greedy samples are all the single greedy continuation: the same ids as a plain run.
-    Run plain = run("generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8,9", "--max-tokens", "6",
+    CliRun plain = run("generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8,9", "--max-tokens", "6",
         "--ignore-eos", "--greedy-ids");
     assertEquals(0, plain.exit(), plain.err());
     String ids = plain.out().lines().filter(l -> l.startsWith("ids: ")).findFirst().orElseThrow();
-    Run greedy = run("generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8,9", "--max-tokens", "6",
+    CliRun greedy = run("generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8,9", "--max-tokens", "6",
         "--ignore-eos", "--greedy-ids", "--policy", "full", "--n", "3");
     assertEquals(0, greedy.exit(), greedy.err());
     assertEquals(List.of(ids, ids, ids), greedy.out().lines().filter(l -> l.startsWith("ids: ")).toList());
     assertEquals(3, greedy.out().lines().filter(l -> l.startsWith("[sample ")).count(), greedy.out());
     assertTrue(greedy.out().contains("3 samples, 18 tokens generated in all"), greedy.out());
     // Sampled: three different seeds of one request would be a coincidence to agree everywhere.
-    Run sampled = run("generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8,9", "--max-tokens", "12",
+    CliRun sampled = run("generate", "--model", "tiny:llama", "--prompt-ids", "5,6,7,8,9", "--max-tokens", "12",
         "--ignore-eos", "--greedy-ids", "--policy", "full", "--n", "3", "--temperature", "1.5");
     assertEquals(0, sampled.exit(), sampled.err());
     assertEquals(3, sampled.out().lines().filter(l -> l.startsWith("ids: ")).distinct().count(), sampled.out());
-    Run bad = run("generate", "--model", "tiny:llama", "--prompt-ids", "1", "--n", "2", "--batch", "2");
+    CliRun bad = run("generate", "--model", "tiny:llama", "--prompt-ids", "1", "--n", "2", "--batch", "2");
     assertEquals(2, bad.exit());
     assertTrue(bad.err().contains("--n 2"), bad.err());
   }
 
   @Test
   void textPromptsGoThroughTheTokenizerAndTheChatTemplate() {
-    Run r = run("generate", "--model", "tiny:qwen3", "--prompt", "Hello, KV cache", "--chat", "--system", "Be brief",
+    CliRun r = run("generate", "--model", "tiny:qwen3", "--prompt", "Hello, KV cache", "--chat", "--system", "Be brief",
         "--max-tokens", "4", "--ignore-eos");
     assertEquals(0, r.exit(), r.err());
     // The byte-level demo tokenizer: one token per UTF-8 byte of the rendered conversation.
@@ -122,7 +112,7 @@ class GenerateCommandTest {
   @Test
   void logitsOutWritesANumpyFloat32Vector() throws Exception {
     Path npy = tmp.resolve("logits.npy");
-    Run r = run("generate", "--model", "tiny:mistral", "--prompt-ids", "1,2,3", "--max-tokens", "1", "--logits-out",
+    CliRun r = run("generate", "--model", "tiny:mistral", "--prompt-ids", "1,2,3", "--max-tokens", "1", "--logits-out",
         npy.toString());
     assertEquals(0, r.exit(), r.err());
     byte[] bytes = Files.readAllBytes(npy);
@@ -148,36 +138,36 @@ class GenerateCommandTest {
 
   @Test
   void refusalsNameTheProblem() throws Exception {
-    Run missing = run("generate", "--model", tmp.resolve("nope").toString(), "--prompt-ids", "1");
+    CliRun missing = run("generate", "--model", tmp.resolve("nope").toString(), "--prompt-ids", "1");
     assertEquals(1, missing.exit());
     assertTrue(missing.err().contains("nope") && missing.err().contains("config.json"), missing.err());
 
     Path noTokenizer = TinyCheckpoints.write(TinyModelSpec.defaults(Architecture.QWEN2), tmp.resolve("qwen2"));
-    Run text = run("generate", "--model", noTokenizer.toString(), "--prompt", "hi");
+    CliRun text = run("generate", "--model", noTokenizer.toString(), "--prompt", "hi");
     assertEquals(1, text.exit());
     assertTrue(text.err().contains("no tokenizer.json"), text.err());
 
-    Run tooLong = run("generate", "--model", noTokenizer.toString(), "--prompt-tokens", "40", "--max-context", "32");
+    CliRun tooLong = run("generate", "--model", noTokenizer.toString(), "--prompt-tokens", "40", "--max-context", "32");
     assertEquals(1, tooLong.exit());
     assertTrue(tooLong.err().contains("the prompt has 40 tokens; the context holds 32"), tooLong.err());
 
-    Run badToken = run("generate", "--model", noTokenizer.toString(), "--prompt-ids", "1,99999");
+    CliRun badToken = run("generate", "--model", noTokenizer.toString(), "--prompt-ids", "1,99999");
     assertEquals(1, badToken.exit());
     assertTrue(badToken.err().contains("outside the vocabulary"), badToken.err());
 
-    Run badTemperature = run("generate", "--model", noTokenizer.toString(), "--prompt-ids", "1", "--temperature", "-1");
+    CliRun badTemperature = run("generate", "--model", noTokenizer.toString(), "--prompt-ids", "1", "--temperature", "-1");
     assertEquals(1, badTemperature.exit());
     assertTrue(badTemperature.err().contains("temperature=-1.0 must be finite and >= 0"), badTemperature.err());
 
-    Run twoPrompts = run("generate", "--model", "tiny:llama", "--prompt", "a", "--prompt-ids", "1");
+    CliRun twoPrompts = run("generate", "--model", "tiny:llama", "--prompt", "a", "--prompt-ids", "1");
     assertEquals(2, twoPrompts.exit());
 
-    Run unknown = run("generate", "--model", "synthetic:gpt-9", "--prompt-tokens", "4");
+    CliRun unknown = run("generate", "--model", "synthetic:gpt-9", "--prompt-tokens", "4");
     assertEquals(1, unknown.exit());
     assertTrue(unknown.err().contains("unknown synthetic model \"gpt-9\""), unknown.err());
 
     if (!Devices.count(Backend.CUDA).available()) {
-      Run cuda = run("generate", "--model", "tiny:llama", "--prompt-ids", "1", "--device", "cuda");
+      CliRun cuda = run("generate", "--model", "tiny:llama", "--prompt-ids", "1", "--device", "cuda");
       assertEquals(1, cuda.exit());
       assertTrue(cuda.err().contains("no CUDA device"), cuda.err());
     }

@@ -13,20 +13,13 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import io.kvasir.testing.CliRun;
 import picocli.CommandLine;
 
 /** {@code kvasir info}, run in-process. */
 class KvasirCliTest {
-  private record Run(int exit, String out, String err) {}
-
-  private static Run run(String... args) {
-    CommandLine cli = KvasirCli.commandLine();
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    cli.setOut(new PrintWriter(out, true));
-    cli.setErr(new PrintWriter(err, true));
-    int exit = cli.execute(args);
-    return new Run(exit, out.toString(), err.toString());
+  private static CliRun run(String... args) {
+    return CliRun.of(KvasirCli.commandLine(), args);
   }
 
   private static void assertContains(String text, String... parts) {
@@ -37,7 +30,7 @@ class KvasirCliTest {
 
   @Test
   void infoPrintsEverySectionAndPassesTheSelfCheck() {
-    Run r = run("info");
+    CliRun r = run("info");
     assertEquals(0, r.exit(), r.out() + r.err());
     assertContains(r.out(), "Kvasir\n", "library    kvasir ", "C ABI      version " + Kvasir.ABI_VERSION + " (bindings expect " + Kvasir.ABI_VERSION + ")", "\nCPU\n",
         "cores", "SIMD", "\nCUDA devices (libkvasir)\n", "\nCUDA driver (JavaCPP presets)\n", "\nSelf-check (seed ",
@@ -47,7 +40,7 @@ class KvasirCliTest {
 
   @Test
   void noSelfCheckSkipsIt() {
-    Run r = run("info", "--no-self-check");
+    CliRun r = run("info", "--no-self-check");
     assertEquals(0, r.exit(), r.out() + r.err());
     assertContains(r.out(), "Self-check: skipped");
     assertFalse(r.out().contains("PASSED"));
@@ -55,7 +48,7 @@ class KvasirCliTest {
 
   @Test
   void withoutCudaTheReasonIsPrinted() {
-    Run r = run("info", "--no-self-check");
+    CliRun r = run("info", "--no-self-check");
     if (!io.kvasir.nativeapi.Devices.count(Backend.CUDA).available()) {
       assertContains(r.out(), "  none       ", "no CUDA driver: ");
     } else {
@@ -65,14 +58,14 @@ class KvasirCliTest {
 
   @Test
   void rooflineReportsBandwidth() {
-    Run r = run("--verbose", "info", "--no-self-check", "--roofline");
+    CliRun r = run("--verbose", "info", "--no-self-check", "--roofline");
     assertEquals(0, r.exit(), r.out() + r.err());
     assertContains(r.out(), "Roofline", "CPU:0      read ", " GB/s, copy ");
   }
 
   @Test
   void aFixedSeedIsUsed() {
-    Run r = run("info", "--seed", "12345");
+    CliRun r = run("info", "--seed", "12345");
     assertEquals(0, r.exit(), r.out() + r.err());
     assertContains(r.out(), "Self-check (seed 12345)");
   }
@@ -91,13 +84,13 @@ class KvasirCliTest {
 
   @Test
   void usageAndVersion() {
-    Run help = run();
+    CliRun help = run();
     assertEquals(0, help.exit());
     assertContains(help.out(), "Usage: kvasir", "info");
-    Run version = run("--version");
+    CliRun version = run("--version");
     assertEquals(0, version.exit());
     assertContains(version.out(), "kvasir ");
-    Run unknown = run("frobnicate");
+    CliRun unknown = run("frobnicate");
     assertEquals(CommandLine.ExitCode.USAGE, unknown.exit());
   }
 
