@@ -44,17 +44,6 @@ struct PagedPrefillExtra {
   DeviceErrorRecord* error = nullptr;  // the stream's record
 };
 
-// Records the first device error of a stream (later ones are dropped).
-__device__ __forceinline__ void record_device_error(DeviceErrorRecord* err, int32_t code, int64_t entry, int64_t value,
-                                                    int64_t limit) {
-  if (atomicCAS(&err->code, 0, code) == 0) {
-    err->entry = entry;
-    err->value = value;
-    err->limit = limit;
-    __threadfence_system();
-  }
-}
-
 namespace prefill_tc {
 
 // The block shape. Other shapes the code supports as they are (ptxas -v for sm_90, head_dim

@@ -31,6 +31,18 @@ struct Stream {
   uint32_t* arrivals;               // [kArrivalCounters] device memory, zero between operations
 };
 
+// Records the first device error of a stream (later ones are dropped): a kernel that finds a bad
+// index in device memory reports it here, and the next synchronize turns it into a kv::Error.
+__device__ __forceinline__ void record_device_error(DeviceErrorRecord* err, int32_t code, int64_t entry, int64_t value,
+                                                    int64_t limit) {
+  if (atomicCAS(&err->code, 0, code) == 0) {
+    err->entry = entry;
+    err->value = value;
+    err->limit = limit;
+    __threadfence_system();
+  }
+}
+
 [[noreturn]] void throw_cuda(cudaError_t err, const char* call, const char* file, int line);
 
 #define KV_CUDA_CHECK(call)                                                     \

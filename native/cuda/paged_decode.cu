@@ -79,16 +79,6 @@ constexpr int kPageChunk = 512;           // page-list entries staged in shared 
 constexpr int64_t kMinTokensPerSplit = 256;
 constexpr int kAppendThreads = 256;
 
-__device__ __forceinline__ void record_error(DeviceErrorRecord* err, int32_t code, int64_t entry, int64_t value,
-                                             int64_t limit) {
-  if (atomicCAS(&err->code, 0, code) == 0) {
-    err->entry = entry;
-    err->value = value;
-    err->limit = limit;
-    __threadfence_system();
-  }
-}
-
 // ----------------------------------------------------------------------------- append
 
 __global__ void __launch_bounds__(kAppendThreads) paged_append_kernel(PagedAppendArgs a, int32_t vecs_per_row,
@@ -107,7 +97,7 @@ __global__ void __launch_bounds__(kAppendThreads) paged_append_kernel(PagedAppen
     const int64_t slot = a.slots[entry];
     if (slot < 0) continue;  // skipped row
     if (slot >= capacity) {
-      if (vec == 0) record_error(err, kDeviceErrorSlotOutOfRange, entry, slot, capacity);
+      if (vec == 0) record_device_error(err, kDeviceErrorSlotOutOfRange, entry, slot, capacity);
       continue;
     }
     const int64_t page = slot / P;
@@ -144,7 +134,7 @@ __device__ __forceinline__ void sequence_pages(const PagedDecodeParams& p, int32
   int32_t len = a.table.kv_lens[b];
   int32_t count = 0;
   if (len < 0 || len > a.max_kv_len) {
-    record_error(p.err, kDeviceErrorKvLenOutOfRange, b, len, a.max_kv_len);
+    record_device_error(p.err, kDeviceErrorKvLenOutOfRange, b, len, a.max_kv_len);
     len = 0;
   } else {
     const int32_t n_pages = (len + P - 1) / P;
@@ -153,7 +143,7 @@ __device__ __forceinline__ void sequence_pages(const PagedDecodeParams& p, int32
       count = a.select.counts[list_id];
       // Distinct in-range indices never number more than the sequence's pages.
       if (count < 0 || count > a.select.stride || count > n_pages) {
-        record_error(p.err, kDeviceErrorSelectOutOfRange, list_id, count, min(a.select.stride, n_pages));
+        record_device_error(p.err, kDeviceErrorSelectOutOfRange, list_id, count, min(a.select.stride, n_pages));
         count = 0;
       }
     }
@@ -179,7 +169,7 @@ __device__ __forceinline__ void stage_page_list(const PagedDecodeParams& p, int3
       const int64_t flat = list_id * a.select.stride + pi;
       j = a.select.indices[flat];
       if (j < 0 || j >= n_pages) {
-        record_error(p.err, kDeviceErrorSelectOutOfRange, flat, j, n_pages);
+        record_device_error(p.err, kDeviceErrorSelectOutOfRange, flat, j, n_pages);
         ok = false;
       }
     }
@@ -189,7 +179,7 @@ __device__ __forceinline__ void stage_page_list(const PagedDecodeParams& p, int3
       const int64_t flat = b * a.table.seq_stride + kvh * a.table.head_stride + j;
       const int32_t page = a.table.pages[flat];
       if (page < 0 || page >= a.kv.num_pages) {
-        record_error(p.err, kDeviceErrorPageIdOutOfRange, flat, page, a.kv.num_pages);
+        record_device_error(p.err, kDeviceErrorPageIdOutOfRange, flat, page, a.kv.num_pages);
       } else {
         ntok = min(P, len - j * P);
         off = a.kv.offset(page, kvh, 0);

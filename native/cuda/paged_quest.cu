@@ -27,16 +27,6 @@
 namespace kv::cuda {
 namespace {
 
-__device__ __forceinline__ void record_error(DeviceErrorRecord* err, int32_t code, int64_t entry, int64_t value,
-                                             int64_t limit) {
-  if (atomicCAS(&err->code, 0, code) == 0) {
-    err->entry = entry;
-    err->value = value;
-    err->limit = limit;
-    __threadfence_system();
-  }
-}
-
 // ---------------------------------------------------------------------------- summary update
 
 constexpr int kSumThreads = 128;
@@ -78,8 +68,8 @@ __global__ void __launch_bounds__(kSumThreads) summary_kernel(PageSummaryArgs a,
     const bool bad_rows = rows < 1 || rows > a.kv.page_tokens;
     if (bad_page || bad_rows) {  // the same for every thread of the block: no barrier skipped by some
       if (threadIdx.x == 0 && h == 0) {
-        if (bad_page) record_error(err, kDeviceErrorPageIdOutOfRange, i, page, a.kv.num_pages);
-        else record_error(err, kDeviceErrorKvLenOutOfRange, i, rows, a.kv.page_tokens);
+        if (bad_page) record_device_error(err, kDeviceErrorPageIdOutOfRange, i, page, a.kv.num_pages);
+        else record_device_error(err, kDeviceErrorKvLenOutOfRange, i, rows, a.kv.page_tokens);
       }
       continue;
     }
@@ -157,7 +147,7 @@ __global__ void __launch_bounds__(kScoreThreads) quest_score_kernel(ScoreParams 
   const int32_t h = static_cast<int32_t>(bh % a.kv.num_kv_heads);
   const int32_t len = a.table.kv_lens[b];
   if (len < 0 || len > a.max_kv_len) {
-    if (blockIdx.y == 0 && threadIdx.x == 0 && h == 0) record_error(p.err, kDeviceErrorKvLenOutOfRange, b, len, a.max_kv_len);
+    if (blockIdx.y == 0 && threadIdx.x == 0 && h == 0) record_device_error(p.err, kDeviceErrorKvLenOutOfRange, b, len, a.max_kv_len);
     return;
   }
   const int64_t n = (static_cast<int64_t>(len) + a.kv.page_tokens - 1) / a.kv.page_tokens;
@@ -196,7 +186,7 @@ __global__ void __launch_bounds__(kScoreThreads) quest_score_kernel(ScoreParams 
         const int32_t page = a.table.page(b, h, j);
         if (page < 0 || page >= a.kv.num_pages) {
           if (sl == 0) {
-            record_error(p.err, kDeviceErrorPageIdOutOfRange, b * a.table.seq_stride + h * a.table.head_stride + j,
+            record_device_error(p.err, kDeviceErrorPageIdOutOfRange, b * a.table.seq_stride + h * a.table.head_stride + j,
                          page, a.kv.num_pages);
             keys[j] = 0;  // ranked last; the call fails at the next synchronize anyway
           }
@@ -320,7 +310,7 @@ __global__ void __launch_bounds__(kSelectThreads) quest_select_kernel(SelectPara
   int32_t* idx = a.indices_out + bh * a.out_stride;
   if (len < 0 || len > a.max_kv_len) {  // nothing selected; the next synchronize fails
     if (tid == 0) {
-      if (h == 0) record_error(p.err, kDeviceErrorKvLenOutOfRange, b, len, a.max_kv_len);
+      if (h == 0) record_device_error(p.err, kDeviceErrorKvLenOutOfRange, b, len, a.max_kv_len);
       a.counts_out[bh] = 0;
     }
     return;
@@ -329,7 +319,7 @@ __global__ void __launch_bounds__(kSelectThreads) quest_select_kernel(SelectPara
   const int64_t table_row = b * a.table.seq_stride + h * a.table.head_stride;
   auto check_page = [&](int64_t j) {
     const int32_t page = a.table.pages[table_row + j];
-    if (page < 0 || page >= a.kv.num_pages) record_error(p.err, kDeviceErrorPageIdOutOfRange, table_row + j, page, a.kv.num_pages);
+    if (page < 0 || page >= a.kv.num_pages) record_device_error(p.err, kDeviceErrorPageIdOutOfRange, table_row + j, page, a.kv.num_pages);
   };
   if (n <= a.top_k) {  // every page, nothing ranked
     for (int64_t j = tid; j < n; j += kSelectThreads) {
