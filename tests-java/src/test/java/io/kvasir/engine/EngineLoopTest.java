@@ -402,6 +402,47 @@ class EngineLoopTest {
   }
 
   @Test
+  void aStepThatThrowsFailsItsRequestsAndTheLoopGoesOn() throws Exception {
+    try (Engine e = engine("full"); EngineLoop loop = EngineLoop.start(e, 8)) {
+      GenerationRequest r = GenerationRequest.of(e.encode("Tell me"), 30, SamplingParams.greedy()).withIgnoreEos(true);
+      AtomicInteger plans = new AtomicInteger();
+      loop.pagedRun().afterPlan = () -> {
+        if (plans.incrementAndGet() == 5) {  // mid-generation, with pages reserved and the step in flight
+          throw new IllegalStateException("injected step failure");
+        }
+      };
+      Collector a = new Collector(1);
+      Collector b = new Collector(1);
+      loop.submit(r, 1, a);
+      loop.submit(r, 1, b);
+      for (Collector c : List.of(a, b)) {
+        Exception ex = assertThrows(java.util.concurrent.ExecutionException.class, c::await);
+        assertEquals("injected step failure", ex.getCause().getMessage());
+        assertNull(c.results[0]);
+      }
+      eventually(() -> loop.metrics().kvPagesUsedDevice() == 0 && loop.metrics().running() == 0, "pages are freed");
+      assertEquals(2, loop.metrics().requestsFailed());
+      loop.pagedRun().afterPlan = null;
+      Collector after = new Collector(1);
+      loop.submit(r, 1, after);
+      assertEquals(30, after.await()[0].tokens().length);
+      eventually(() -> loop.metrics().kvPagesUsedDevice() == 0, "pages are freed");
+    }
+  }
+
+  @Test
+  void closingTheEngineShutsTheLoopDown() throws Exception {
+    Engine e = engine("full");
+    EngineLoop loop = EngineLoop.start(e, 8);
+    Collector a = new Collector(1);
+    loop.submit(GenerationRequest.of(e.encode("Go on"), 140, SamplingParams.greedy()).withIgnoreEos(true), 1, a);
+    e.close();
+    assertTrue(a.done.isDone(), "the loop ended its request before the engine let go of the model");
+    assertThrows(IllegalStateException.class,
+        () -> loop.submit(GenerationRequest.of(new int[] {1}, 1, SamplingParams.greedy()), 1, new Collector(1)));
+  }
+
+  @Test
   void logprobsAreTheLogSoftmaxOfTheRawLogits() throws Exception {
     try (Engine e = engine("full")) {
       int[] prompt = e.encode("The capital of France is");
@@ -467,6 +508,9 @@ class EngineLoopTest {
       assertThrows(IllegalArgumentException.class,
           () -> loop.submit(GenerationRequest.of(new int[200], 2, SamplingParams.greedy()), 1, new Collector(1)));
       assertThrows(IllegalArgumentException.class, () -> ok.withLogprobs(21));
+      assertThrows(IllegalArgumentException.class, () -> loop.submit(
+          GenerationRequest.of(new int[] {1, e.shape().vocabSize()}, 2, SamplingParams.greedy()), 1, new Collector(1)),
+          "a token outside the vocabulary");
       Collector c = new Collector(1);
       loop.submit(ok, 1, c);
       c.await();

@@ -221,6 +221,11 @@ public final class EngineLoop implements AutoCloseable {
     shutdown(Duration.ofSeconds(30));
   }
 
+  /** Tests: the step loop (its fault hook). */
+  PagedRun pagedRun() {
+    return run;
+  }
+
   // ---- The loop thread.
 
   private void loop() {
@@ -245,46 +250,52 @@ public final class EngineLoop implements AutoCloseable {
       } finally {
         lock.unlock();
       }
-      for (Req r : cancelled) {
-        cancelRequest(r);
-      }
-      cancelled.clear();
-      for (Req r : arrived) {
-        if (abortNow || r.cancelRequested) {
-          r.finishAllCancelled();
-        } else {
-          admit(r);
-        }
+      try {
+        iterate(arrived, cancelled, abortNow, finishedIds);
+      } catch (RuntimeException | Error e) {  // a step, or the loop's own bookkeeping: fail what is live, go on
+        failEverything(e, arrived);
       }
       arrived.clear();
-      if (abortNow) {
-        for (Req r : new ArrayList<>(bySampleId.values())) {
-          cancelRequest(r);
-        }
-      }
-      if (run.hasWork()) {
-        finishedIds.clear();
-        try {
-          run.stepOnce(finishedIds);
-        } catch (RuntimeException | Error e) {
-          failEverything(e);
-          continue;
-        }
-        for (Req r : listenerFailures) {  // first: a failed request gets no onFinish
-          failRequest(r, r.listenerError);
-        }
-        listenerFailures.clear();
-        for (long id : finishedIds) {
-          Req r = bySampleId.remove(id);
-          if (r != null) {
-            r.finishSample((int) (id - r.baseId));
-          }
-        }
-      }
+      cancelled.clear();
       updateGauges();
     }
     updateGauges();
+    engine.detachLoop(this);  // also when shutdown was only started (from a listener)
     LOG.info("engine loop stopped");
+  }
+
+  // One pass between steps: cancellations, arrivals, then one step when anything is queued or running.
+  private void iterate(List<Req> arrived, List<Req> cancelled, boolean abortNow, List<Long> finishedIds) {
+    for (Req r : cancelled) {
+      cancelRequest(r);
+    }
+    for (Req r : arrived) {
+      if (abortNow || r.cancelRequested) {
+        r.finishAllCancelled();
+      } else {
+        admit(r);
+      }
+    }
+    if (abortNow) {
+      for (Req r : new ArrayList<>(bySampleId.values())) {
+        cancelRequest(r);
+      }
+    }
+    if (!run.hasWork()) {
+      return;
+    }
+    finishedIds.clear();
+    run.stepOnce(finishedIds);
+    for (Req r : listenerFailures) {  // first: a failed request gets no onFinish
+      failRequest(r, r.listenerError);
+    }
+    listenerFailures.clear();
+    for (long id : finishedIds) {
+      Req r = bySampleId.remove(id);
+      if (r != null) {
+        r.finishSample((int) (id - r.baseId));
+      }
+    }
   }
 
   private void admit(Req r) {
@@ -333,7 +344,7 @@ public final class EngineLoop implements AutoCloseable {
     r.fail(error);
   }
 
-  private void failEverything(Throwable e) {
+  private void failEverything(Throwable e, List<Req> arrived) {
     LOG.error("engine step failed; failing {} live requests", new java.util.HashSet<>(bySampleId.values()).size(), e);
     synchronized (metrics) {
       preemptionsBefore += run.scheduler().preemptions();
@@ -341,6 +352,7 @@ public final class EngineLoop implements AutoCloseable {
     run.reset();
     List<Req> live = new ArrayList<>(new java.util.LinkedHashSet<>(bySampleId.values()));
     bySampleId.clear();
+    live.addAll(arrived);  // those not admitted yet (fail() skips the ones that ended)
     for (Req r : live) {
       r.fail(e);
     }
@@ -433,7 +445,7 @@ public final class EngineLoop implements AutoCloseable {
         return;
       }
       GenerationResult result = s.result(startNanos, submitNanos, kvBytesPerToken);
-      record(result);
+      record(j, result);
       if (++terminal == n) {
         done = true;
       }
@@ -444,10 +456,12 @@ public final class EngineLoop implements AutoCloseable {
       }
     }
 
-    private void record(GenerationResult result) {
+    private void record(int sample, GenerationResult result) {
       GenerationStats st = result.stats();
       synchronized (metrics) {
-        promptTokens += st.promptTokens();
+        if (sample == 0) {  // the samples share one prompt
+          promptTokens += st.promptTokens();
+        }
         if (result.finishReason() == FinishReason.CANCELLED) {
           ++cancelledCount;
           return;
