@@ -246,6 +246,29 @@ class EngineLoopTest {
   }
 
   @Test
+  void cancellingSamplesEndsEachOfThemAndFreesTheirPages() throws Exception {
+    try (Engine e = engine("full"); EngineLoop loop = EngineLoop.start(e, 4)) {
+      GenerationRequest r = GenerationRequest.of(e.encode("Once upon a time"), 120, SamplingParams.sample(0.9f, 3))
+          .withIgnoreEos(true).withLogprobs(2);
+      for (int cancelAfter : new int[] {0, 1, 5}) {  // 0: while the prompt's pages are still shared
+        Collector c = new Collector(3);
+        RequestHandle h = loop.submit(r, 3, c);
+        eventually(() -> c.tokens.stream().mapToInt(List::size).sum() >= cancelAfter, "tokens stream");
+        h.cancel();
+        GenerationResult[] got = c.await();
+        for (int j = 0; j < 3; ++j) {
+          assertEquals(FinishReason.CANCELLED, got[j].finishReason(), "sample " + j);
+          assertEquals(c.tokens.get(j).size(), got[j].tokens().length, "sample " + j);
+          assertTrue(c.logprobs.get(j).stream().allMatch(x -> x != null && x.top().size() == 2));
+        }
+        assertTrue(h.isDone());
+        eventually(() -> loop.metrics().kvPagesUsedDevice() == 0 && loop.metrics().running() == 0,
+            "pages are freed (cancel after " + cancelAfter + ")");
+      }
+    }
+  }
+
+  @Test
   void cancelMidStreamFreesThePages() throws Exception {
     try (Engine e = engine("full"); EngineLoop loop = EngineLoop.start(e, 8)) {
       GenerationRequest r = GenerationRequest.of(e.encode("Count to a hundred:"), 120, SamplingParams.greedy())
