@@ -148,6 +148,28 @@ class EnginePolicyTest {
     }
   }
 
+  // OpenAI's seed: with a sampling key, the same seed and prompt give the same tokens in any call
+  // (the engine's request ids advance between calls); sample j of n draws from key + j.
+  @Test
+  void aSamplingKeyMakesSampledOutputRepeatAcrossCalls() {
+    try (Engine e = engine("full", 4); Engine slots = engine(null, 4)) {
+      int[] prompt = e.encode("Sampling keys make a seed mean the same output every time.");
+      GenerationRequest r = GenerationRequest.of(prompt, 24, SamplingParams.sample(1.5f, 77)).withIgnoreEos(true);
+      GenerationRequest keyed = r.withSamplingKey(5);
+      int[] first = e.generate(keyed).tokens();
+      int[] again = e.generate(keyed).tokens();
+      assertArrayEquals(first, again, "the same key, seed and prompt in two calls");
+      assertArrayEquals(first, slots.generate(keyed).tokens(), "slot caches draw from the same stream");
+      int[] unkeyedA = e.generate(r).tokens();
+      int[] unkeyedB = e.generate(r).tokens();
+      assertTrue(!java.util.Arrays.equals(unkeyedA, unkeyedB) || !java.util.Arrays.equals(unkeyedA, first),
+          "without a key each call draws anew (24 tokens at temperature 1.5 would not all repeat)");
+      List<GenerationResult> samples = e.generateSamples(keyed, 2);
+      assertArrayEquals(first, samples.get(0).tokens(), "sample 0 draws from the key itself");
+      assertArrayEquals(e.generate(r.withSamplingKey(6)).tokens(), samples.get(1).tokens(), "sample 1 from key + 1");
+    }
+  }
+
   @Test
   void badPoliciesAreRefusedByName() {
     PolicySpecException e = assertThrows(PolicySpecException.class, () -> engine("quest:k=0", 2));

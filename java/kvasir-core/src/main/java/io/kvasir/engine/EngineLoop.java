@@ -276,7 +276,7 @@ public final class EngineLoop implements AutoCloseable {
     List<SequenceOutput> samples = new ArrayList<>(r.n);
     try {
       for (int j = 0; j < r.n; ++j) {
-        SequenceOutput s = new SequenceOutput(r.request, null, r.baseId + j, engine.codec());
+        SequenceOutput s = new SequenceOutput(r.request, null, r.baseId + j, j, engine.codec());
         s.stream = r.guard;
         s.sample = j;
         samples.add(s);
@@ -395,7 +395,7 @@ public final class EngineLoop implements AutoCloseable {
         return;
       }
       for (int j = 0; j < n; ++j) {
-        SequenceOutput s = new SequenceOutput(request, null, baseId + j, engine.codec());
+        SequenceOutput s = new SequenceOutput(request, null, baseId + j, j, engine.codec());
         s.finish = FinishReason.CANCELLED;
         deliverFinish(j, s);
       }

@@ -17,7 +17,7 @@ import java.util.Objects;
  *                     alternatives (OpenAI {@code logprobs}/{@code top_logprobs})
  */
 public record GenerationRequest(int[] promptTokens, int maxTokens, SamplingParams sampling, List<Integer> stopTokenIds,
-    List<String> stopStrings, boolean ignoreEos, boolean returnPromptLogits, int topLogprobs) {
+    List<String> stopStrings, boolean ignoreEos, boolean returnPromptLogits, int topLogprobs, Long samplingKey) {
   /** The most alternatives a token's {@link TokenLogprobs} may carry (OpenAI's limit). */
   public static final int MAX_TOP_LOGPROBS = 20;
 
@@ -39,6 +39,22 @@ public record GenerationRequest(int[] promptTokens, int maxTokens, SamplingParam
     stopStrings = stopStrings == null ? List.of() : List.copyOf(stopStrings);
   }
 
+  /** A request whose sampling stream is keyed by the engine's request id (see {@link #withSamplingKey}). */
+  public GenerationRequest(int[] promptTokens, int maxTokens, SamplingParams sampling, List<Integer> stopTokenIds,
+      List<String> stopStrings, boolean ignoreEos, boolean returnPromptLogits, int topLogprobs) {
+    this(promptTokens, maxTokens, sampling, stopTokenIds, stopStrings, ignoreEos, returnPromptLogits, topLogprobs, null);
+  }
+
+  /**
+   * Keys the sampling streams by {@code key} instead of the engine's request id: sample {@code j}
+   * draws from (seed, key + j, position), so the same seed, key and prompt give the same tokens in
+   * any call, alone or batched (OpenAI's {@code seed}). Without it, every call draws anew.
+   */
+  public GenerationRequest withSamplingKey(long key) {
+    return new GenerationRequest(promptTokens, maxTokens, sampling, stopTokenIds, stopStrings, ignoreEos,
+        returnPromptLogits, topLogprobs, key);
+  }
+
   /** A request without log-probabilities. */
   public GenerationRequest(int[] promptTokens, int maxTokens, SamplingParams sampling, List<Integer> stopTokenIds,
       List<String> stopStrings, boolean ignoreEos, boolean returnPromptLogits) {
@@ -52,22 +68,22 @@ public record GenerationRequest(int[] promptTokens, int maxTokens, SamplingParam
 
   public GenerationRequest withStopStrings(List<String> stops) {
     return new GenerationRequest(promptTokens, maxTokens, sampling, stopTokenIds, stops, ignoreEos, returnPromptLogits,
-        topLogprobs);
+        topLogprobs, samplingKey);
   }
 
   public GenerationRequest withStopTokenIds(List<Integer> ids) {
     return new GenerationRequest(promptTokens, maxTokens, sampling, ids, stopStrings, ignoreEos, returnPromptLogits,
-        topLogprobs);
+        topLogprobs, samplingKey);
   }
 
   public GenerationRequest withIgnoreEos(boolean ignore) {
     return new GenerationRequest(promptTokens, maxTokens, sampling, stopTokenIds, stopStrings, ignore,
-        returnPromptLogits, topLogprobs);
+        returnPromptLogits, topLogprobs, samplingKey);
   }
 
   public GenerationRequest withPromptLogits(boolean logits) {
     return new GenerationRequest(promptTokens, maxTokens, sampling, stopTokenIds, stopStrings, ignoreEos, logits,
-        topLogprobs);
+        topLogprobs, samplingKey);
   }
 
   /**
@@ -80,7 +96,7 @@ public record GenerationRequest(int[] promptTokens, int maxTokens, SamplingParam
       throw new IllegalArgumentException("top_logprobs=" + topLogprobs + " must be in [0, " + MAX_TOP_LOGPROBS + "]");
     }
     return new GenerationRequest(promptTokens, maxTokens, sampling, stopTokenIds, stopStrings, ignoreEos,
-        returnPromptLogits, topLogprobs);
+        returnPromptLogits, topLogprobs, samplingKey);
   }
 
   /** Whether streamed tokens carry {@link TokenLogprobs}. */

@@ -132,7 +132,7 @@ final class PagedRun {
       long base = firstRequestId + (long) i * n;
       List<SequenceOutput> samples = new ArrayList<>();
       for (int j = 0; j < n; ++j) {
-        SequenceOutput s = new SequenceOutput(requests.get(i), listeners == null ? null : listeners.get(i), base + j,
+        SequenceOutput s = new SequenceOutput(requests.get(i), listeners == null ? null : listeners.get(i), base + j, j,
             codec);
         if (forced != null) {
           s.forced = forced.get(i);

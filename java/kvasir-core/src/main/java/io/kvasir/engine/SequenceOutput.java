@@ -14,6 +14,7 @@ final class SequenceOutput {
   final GenerationRequest request;
   final TokenListener listener;
   final long requestId;
+  final long samplingId;  // the sampling stream's key: the request id, or the request's sampling key + sample index
   final List<Integer> generated = new ArrayList<>();
   final StringBuilder text = new StringBuilder();
   final TextCodec.Detokenizer detokenizer;
@@ -29,6 +30,12 @@ final class SequenceOutput {
   TokenLogprobs logprobs;  // of the token being accepted, when the request wants them
 
   SequenceOutput(GenerationRequest request, TokenListener listener, long requestId, TextCodec codec) {
+    this(request, listener, requestId, 0, codec);
+  }
+
+  /** Sample {@code sampleIndex} of the request (n > 1): it draws from key + index when the request has a key. */
+  SequenceOutput(GenerationRequest request, TokenListener listener, long requestId, int sampleIndex, TextCodec codec) {
+    this.samplingId = request.samplingKey() != null ? request.samplingKey() + sampleIndex : requestId;
     if (!request.stopStrings().isEmpty() && codec == null) {
       throw new IllegalArgumentException("stop strings need a tokenizer; this model has none");
     }
@@ -41,7 +48,7 @@ final class SequenceOutput {
   StepBatch.Sampling sampling() {
     SamplingParams p = request.sampling();
     return new StepBatch.Sampling(p.temperature(), p.topK(), p.topP(), p.minP(), p.repetitionPenalty(), p.seed(),
-        requestId);
+        samplingId);
   }
 
   /** Whether {@code token} ends the sequence unseen (EOS unless ignored; explicit stop ids always). */
