@@ -248,4 +248,36 @@ class RecordLoaderTest {
     assertTrue(set.of(KernelRun.class).size() >= 8, "kernel files: " + set.of(KernelRun.class).size());
     assertTrue(set.of(EvalRun.class).size() >= 6);
   }
+
+  // A fidelity record (kvasir-bench fidelity) reads into its rows, and the report gives it a table.
+  @Test
+  void fidelityRecordsReadAndRender() throws Exception {
+    Path f = tmp.resolve("fidelity.json");
+    java.nio.file.Files.writeString(f, """
+        {"record": "kvasir-perf/1", "topic": "fidelity", "date": "2026-11-29", "git_commit": "abc1234",
+         "device": "cpu", "command": "kvasir-bench fidelity --policies quest:k=4",
+         "configuration": {"model": "tiny", "baseline": "full", "tokens": 16},
+         "results": [
+           {"policy": "quest:k=4", "group": "all", "prompts": 3, "steps": 48,
+            "kl_nats": {"mean": 0.25, "p50": 0.125, "p90": 0.5, "max": 2.0},
+            "top1_agreement": 0.875, "token_agreement": 0.5,
+            "first_divergence": {"median": 7.0, "min": 2, "diverged_prompts": 3}}]}
+        """);
+    FidelityRun run = assertInstanceOf(FidelityRun.class, RecordLoader.load(f).get(0));
+    assertEquals("fidelity", run.kind());
+    assertEquals("full", run.baseline());
+    assertEquals(16, run.tokens());
+    FidelityRun.Row r = run.rows().get(0);
+    assertEquals(0.25, r.klMean());
+    assertEquals(0.875, r.top1Agreement());
+    assertEquals(2.0, r.firstDivergenceMin());
+    String md = MarkdownReport.render(RunSet.load(List.of(f)), "t", null, null, List.of(), null);
+    assertTrue(md.contains("## Fidelity against full KV"), md);
+    assertTrue(md.contains("| quest:k=4 | all | 3 | 48 |"), md);
+    assertTrue(md.contains("| 0.8750 | 0.5000 |"), md);
+    // A record missing a figure names the field.
+    java.nio.file.Files.writeString(f, java.nio.file.Files.readString(f).replace("\"top1_agreement\": 0.875, ", ""));
+    RecordException e = assertThrows(RecordException.class, () -> RecordLoader.load(f));
+    assertTrue(e.getMessage().contains("top1_agreement"), e.getMessage());
+  }
 }

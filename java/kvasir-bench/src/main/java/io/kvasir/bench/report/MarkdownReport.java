@@ -34,6 +34,7 @@ public final class MarkdownReport {
     section(sb, "Serving", Tables.serve(groups, baseline), charts, "serve", mdDir);
     section(sb, "Speed vs context (pp/tg)", Tables.matrix(groups, baseline), charts, "matrix", mdDir);
     section(sb, "Accuracy", Tables.eval(set.of(EvalRun.class), baseline), charts, "eval", mdDir);
+    section(sb, "Fidelity against full KV", Tables.fidelity(set.of(FidelityRun.class)), charts, "fidelity", mdDir);
     section(sb, "Kernels", Tables.kernels(set.of(KernelRun.class)), charts, "kernels", mdDir);
 
     sb.append("## Runs\n\n");
@@ -105,6 +106,9 @@ public final class MarkdownReport {
     }
     if (r instanceof EvalRun e) {
       return e.label() + "; " + e.model() + "; " + e.cells().size() + " cells";
+    }
+    if (r instanceof FidelityRun f) {
+      return "fidelity against " + f.baseline() + "; " + f.model() + "; " + f.rows().size() + " rows";
     }
     return ((KernelRun) r).rows().size() + " figures";
   }

@@ -63,11 +63,14 @@ public final class RecordLoader {
           if ("serve".equals(topic) || ServeRecords.PP_TG.equals(topic)) {
             return List.of(ServeRecords.serve(json, root));
           }
+          if (FidelityRecords.TOPIC.equals(topic)) {
+            return List.of(FidelityRecords.read(json, root));
+          }
           if (root.has("figures")) {
             return List.of(KernelRecords.fromFigures(json, root));
           }
           throw new UnrecognizedRecordException(file, "kvasir-perf/1 record of topic '" + topic
-              + "' is neither a serving run (topic serve) nor has 'figures'");
+              + "' is neither a serving run (topic serve) nor fidelity, nor has 'figures'");
         }
         case "kvasir-peer/1" -> {
           return List.of(ServeRecords.peer(json, root));

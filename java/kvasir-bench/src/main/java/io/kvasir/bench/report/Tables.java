@@ -212,4 +212,25 @@ final class Tables {
     }
     return null;
   }
+
+  /** One table per fidelity record: a row per (policy, prompt group), the policy's {@code all} row included. */
+  static List<Table> fidelity(List<FidelityRun> runs) {
+    List<Table> out = new ArrayList<>();
+    for (FidelityRun f : runs) {
+      MarkdownTable t = new MarkdownTable(List.of("policy", "group", "prompts", "steps", "mean KL (nats)", "p50 KL",
+          "p90 KL", "max KL", "top-1 agreement", "token agreement", "first divergence (median)",
+          "first divergence (min)"));
+      for (FidelityRun.Row r : f.rows()) {
+        t.row(r.policy(), r.group(), Integer.toString(r.prompts()), Long.toString(r.steps()), Fmt.num(r.klMean()),
+            Fmt.num(r.klP50()), Fmt.num(r.klP90()), Fmt.num(r.klMax()), String.format(java.util.Locale.ROOT, "%.4f",
+                r.top1Agreement()), String.format(java.util.Locale.ROOT, "%.4f", r.tokenAgreement()),
+            Fmt.num(r.firstDivergenceMedian()), Fmt.num(r.firstDivergenceMin()));
+      }
+      out.add(new Table("Fidelity: " + f.model(), "Each policy against `" + f.baseline() + "` on the same prompts, "
+          + f.tokens() + " teacher-forced tokens each: KL(p_" + f.baseline() + " || p_policy) per step, agreement"
+          + " of the top-1 token and of free-running greedy tokens, and the first position where they differ"
+          + " (a prompt that never diverges counts as " + f.tokens() + ") (file: `" + f.fileName() + "`).", t));
+    }
+    return out;
+  }
 }
