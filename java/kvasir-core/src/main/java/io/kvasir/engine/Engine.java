@@ -38,7 +38,8 @@ import org.apache.logging.log4j.Logger;
  * }</pre>
  *
  * <p>Closing releases the cache, the model and the tokenizer: all native and device memory.
- * Generation calls are serialized (one batch runs at a time).
+ * Generation calls are serialized (one batch runs at a time). While an {@link EngineLoop} runs on
+ * the engine, those calls throw {@link IllegalStateException}: the loop owns the paged cache.
  */
 public final class Engine implements AutoCloseable {
   private static final Logger LOG = LogManager.getLogger(Engine.class);
@@ -51,6 +52,7 @@ public final class Engine implements AutoCloseable {
   private final int maxStepTokens;
   private final AtomicLong requestIds = new AtomicLong(1);
   private final Paged paged;  // null: no cache policy, slot caches (static batching)
+  private EngineLoop loop;  // guarded by this: the running EngineLoop, which owns the pages
 
   /**
    * The paged cache of an engine built with a cache policy: pages, their manager (which keeps the
@@ -131,6 +133,7 @@ public final class Engine implements AutoCloseable {
    * prompts from scratch (a benchmark's workloads start cold); without a policy, nothing to do.
    */
   public synchronized void clearPrefixCache() {
+    requireNoLoop();
     if (paged != null) {
       paged.kv().clearPrefixCache();
     }
@@ -146,11 +149,13 @@ public final class Engine implements AutoCloseable {
    * {@code gemv_max_rows}, {@code profile}. Options tune speed or diagnostics, never results beyond rounding.
    */
   public synchronized void setModelOption(String name, long value) {
+    requireNoLoop();
     model.setOption(name, value);
   }
 
   /** Per-stage device times gathered while the {@code profile} option was on (a text table). */
   public synchronized String profile() {
+    requireNoLoop();
     return model.profile();
   }
 
@@ -197,6 +202,7 @@ public final class Engine implements AutoCloseable {
    */
   public synchronized List<GenerationResult> generateAll(List<GenerationRequest> requests,
       List<TokenListener> listeners) {
+    requireNoLoop();
     Objects.requireNonNull(requests, "requests");
     if (listeners != null && listeners.size() != requests.size()) {
       throw new IllegalArgumentException(listeners.size() + " listeners for " + requests.size() + " requests");
@@ -242,6 +248,7 @@ public final class Engine implements AutoCloseable {
    */
   public synchronized ServeResult serve(List<TimedRequest> requests, List<TokenListener> listeners,
       int maxConcurrency, EngineClock clock) {
+    requireNoLoop();
     Objects.requireNonNull(requests, "requests");
     Objects.requireNonNull(clock, "clock");
     if (listeners != null && listeners.size() != requests.size()) {
@@ -267,6 +274,7 @@ public final class Engine implements AutoCloseable {
    * (prefilled once, copied on write); without one they run as {@code n} copies.
    */
   public synchronized List<GenerationResult> generateSamples(GenerationRequest request, int n) {
+    requireNoLoop();
     Objects.requireNonNull(request, "request");
     if (n < 1) {
       throw new IllegalArgumentException("n=" + n + " samples must be >= 1");
@@ -293,6 +301,7 @@ public final class Engine implements AutoCloseable {
    *     empty, or a prompt plus its forced tokens exceed {@link #maxContext()}
    */
   public synchronized List<float[][]> forceDecode(List<int[]> prompts, List<int[]> forcedTokens) {
+    requireNoLoop();
     Objects.requireNonNull(prompts, "prompts");
     Objects.requireNonNull(forcedTokens, "forcedTokens");
     if (prompts.size() != forcedTokens.size()) {
@@ -350,6 +359,7 @@ public final class Engine implements AutoCloseable {
    * @throws IllegalArgumentException when a sequence is empty or longer than {@link #maxContext()}
    */
   public synchronized List<float[]> scoreTokens(List<int[]> sequences) {
+    requireNoLoop();
     Objects.requireNonNull(sequences, "sequences");
     List<float[]> out = new ArrayList<>();
     for (int from = 0; from < sequences.size(); from += cache.slots()) {
@@ -360,8 +370,51 @@ public final class Engine implements AutoCloseable {
     return out;
   }
 
+  // ---- EngineLoop's hooks.
+
+  private void requireNoLoop() {
+    if (loop != null) {
+      throw new IllegalStateException("an EngineLoop runs on this engine: submit requests to it, or shut it down first");
+    }
+  }
+
+  /** Attaches a loop built over this engine's paged run; at most one at a time. */
+  synchronized EngineLoop attachLoop(java.util.function.Function<PagedRun, EngineLoop> create) {
+    if (paged == null) {
+      throw new IllegalStateException("an EngineLoop needs a cache policy (continuous batching over a paged cache): "
+          + "build the engine with optPolicy, e.g. \"full\"");
+    }
+    requireNoLoop();
+    loop = create.apply(new PagedRun(model, paged.cache(), paged.kv(), paged.policy(), paged.config(), codec,
+        eosIds));
+    return loop;
+  }
+
+  synchronized void detachLoop(EngineLoop l) {
+    if (loop == l) {
+      loop = null;
+    }
+  }
+
+  /** Reserves {@code n} consecutive request ids (sampling keys). */
+  long nextRequestIds(int n) {
+    return requestIds.getAndAdd(n);
+  }
+
+  TextCodec codec() {
+    return codec;
+  }
+
+  /** Shuts a running {@link EngineLoop} down at once (cancelling its requests), then releases everything. */
   @Override
   public void close() {
+    EngineLoop l;
+    synchronized (this) {
+      l = loop;
+    }
+    if (l != null) {
+      l.shutdown(java.time.Duration.ZERO);
+    }
     try {
       if (paged != null) {
         paged.cache().close();

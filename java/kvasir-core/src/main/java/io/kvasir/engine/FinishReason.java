@@ -5,7 +5,12 @@ public enum FinishReason {
   /** An EOS or stop token, or a stop string. */
   STOP("stop"),
   /** max_tokens, or the context was full. */
-  LENGTH("length");
+  LENGTH("length"),
+  /**
+   * Cancelled before it ended ({@link RequestHandle#cancel}, or {@link EngineLoop#shutdown} past
+   * its deadline); vLLM's name.
+   */
+  CANCELLED("abort");
 
   private final String openAiName;
 

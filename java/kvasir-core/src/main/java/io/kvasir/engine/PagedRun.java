@@ -36,7 +36,13 @@ final class PagedRun {
   private final SchedulerConfig config;
   private final TextCodec codec;
   private final int[] eosIds;
-  private int peakPagesUsed;  // of the current serve call
+  private int peakPagesUsed;  // since begin()
+  // The step loop's state (begin()); one thread at a time.
+  private EngineClock clock;
+  private Scheduler sched;
+  private Map<Long, SequenceOutput> byId;  // live sequences by sample id
+  private LayerWork work;
+  private final List<Long> retired = new ArrayList<>();  // left the scheduler last step: dropped from byId next step
   private List<ForcedTokens> forced;  // per request, or null: teacher forcing (Engine.forceDecode)
 
   PagedRun(Model model, PagedKvCache cache, KvCacheManager kv, CachePolicy policy, SchedulerConfig config,
@@ -112,30 +118,28 @@ final class PagedRun {
       throw new IllegalArgumentException(arrivalNanos.length + " arrival times for " + requests.size() + " requests");
     }
     for (GenerationRequest r : requests) {
-      if (r.promptTokens().length >= config.maxModelLen() - 1) {
-        throw new IllegalArgumentException("the prompt has " + r.promptTokens().length + " tokens; the context holds "
-            + (config.maxModelLen() - 1) + " (prompt plus at least one generated token)");
-      }
+      checkPrompt(r);
     }
     final long start = clock.nanoTime();
     final long queried0 = kv.prefixTokensQueried();
     final long hit0 = kv.prefixTokensHit();
     final Map<String, Long> counters0 = counters();
-    peakPagesUsed = kv.pool().usedPages();
-    Scheduler sched = new Scheduler(config, kv);
-    Map<Long, SequenceOutput> byId = new HashMap<>();
+    begin(clock);
     List<SequenceOutput> seqs = new ArrayList<>();
+    List<List<SequenceOutput>> perRequest = new ArrayList<>();
     for (int i = 0; i < requests.size(); ++i) {
       long base = firstRequestId + (long) i * n;
+      List<SequenceOutput> samples = new ArrayList<>();
       for (int j = 0; j < n; ++j) {
         SequenceOutput s = new SequenceOutput(requests.get(i), listeners == null ? null : listeners.get(i), base + j,
             codec);
         if (forced != null) {
           s.forced = forced.get(i);
         }
-        seqs.add(s);
-        byId.put(s.requestId, s);
+        samples.add(s);
       }
+      seqs.addAll(samples);
+      perRequest.add(samples);
     }
     // Submission order: by arrival, ties in the order given (a stable sort).
     Integer[] order = new Integer[requests.size()];
@@ -144,7 +148,6 @@ final class PagedRun {
     }
     java.util.Arrays.sort(order, java.util.Comparator.comparingLong(i -> arrivalNanos[i]));
     int nextArrival = 0;
-    LayerWork work = policy.layerWork();
     List<StepTrace> trace = new ArrayList<>();
     // Hand-over times; under a cap, the times slots were freed, oldest first (the first cap slots at the start).
     long[] handedOver = new long[requests.size()];
@@ -164,7 +167,7 @@ final class PagedRun {
           handedOver[i] = Math.max(handedOver[i], freeSlots.poll());
         }
         samplesLeft[i] = n;
-        submit(sched, requests.get(i), firstRequestId + (long) i * n, n, byId);
+        addRequest(perRequest.get(i));
       }
       if (!sched.hasWork()) {
         // Nothing runs, so nothing is in flight: the cap cannot be what holds the next request.
@@ -172,7 +175,10 @@ final class PagedRun {
         continue;
       }
       finishedIds.clear();
-      trace.add(step(sched, byId, work, clock, finishedIds));
+      StepTrace t = stepOnce(finishedIds);
+      if (t != null) {
+        trace.add(t);
+      }
       for (long id : finishedIds) {
         int i = (int) ((id - firstRequestId) / n);
         if (--samplesLeft[i] == 0 && maxConcurrency > 0) {
@@ -193,8 +199,115 @@ final class PagedRun {
         kv.prefixTokensHit() - hit0, trace, usage, PolicyCounters.difference(counters0, counters()));
   }
 
+  // ---- The step loop, shared by serve and EngineLoop: begin, then addRequest and stepOnce in any order.
+
+  /** Starts an empty step loop (a fresh scheduler) on {@code clock}; the page pool keeps its prefix cache. */
+  void begin(EngineClock clock) {
+    this.clock = clock;
+    this.sched = new Scheduler(config, kv);
+    this.byId = new HashMap<>();
+    this.work = policy.layerWork();
+    this.peakPagesUsed = kv.pool().usedPages();
+    this.retired.clear();
+  }
+
+  /**
+   * Queues one request as its samples: {@code samples.get(j)} has request id
+   * {@code samples.get(0).requestId + j} and the same request.
+   *
+   * @throws IllegalArgumentException when the prompt leaves no room in the context, or the request
+   *     cannot fit the KV pool even alone (nothing is queued then)
+   */
+  void addRequest(List<SequenceOutput> samples) {
+    SequenceOutput first = samples.get(0);
+    GenerationRequest r = first.request;
+    checkPrompt(r);
+    long[] sampleIds = new long[samples.size() - 1];
+    for (int j = 1; j < samples.size(); ++j) {
+      sampleIds[j - 1] = first.requestId + j;
+    }
+    // The scheduler ends a sequence on these tokens; SequenceOutput keeps them out of the output.
+    sched.submit(new SchedRequest(first.requestId, r.promptTokens(), r.maxTokens() + 1,
+        t -> first.isStopToken(t, eosIds), 0, sampleIds));
+    for (SequenceOutput s : samples) {
+      byId.put(s.requestId, s);
+    }
+  }
+
+  void checkPrompt(GenerationRequest r) {
+    if (r.promptTokens().length >= config.maxModelLen() - 1) {
+      throw new IllegalArgumentException("the prompt has " + r.promptTokens().length + " tokens; the context holds "
+          + (config.maxModelLen() - 1) + " (prompt plus at least one generated token)");
+    }
+  }
+
+  /**
+   * What {@link #addRequest} and the sequence's output would refuse, checked up front (any thread:
+   * reads only the configuration).
+   */
+  void checkRequest(GenerationRequest r, boolean hasTokenizer) {
+    checkPrompt(r);
+    if (!r.stopStrings().isEmpty() && !hasTokenizer) {
+      throw new IllegalArgumentException("stop strings need a tokenizer; this model has none");
+    }
+    // As Scheduler.submit: the longest sequence plus one page of slack must fit the pool alone.
+    long longest = Math.min((long) r.promptTokens().length + r.maxTokens() + 1, config.maxModelLen());
+    long capacity = (long) kv.pool().capacity() * kv.pageTokens();
+    if (longest + kv.pageTokens() > capacity) {
+      throw new IllegalArgumentException("up to " + longest + " tokens of KV do not fit the KV cache ("
+          + kv.pool().capacity() + " pages of " + kv.pageTokens() + " tokens) even alone; lower max_tokens");
+    }
+  }
+
+  /** Whether a sequence is queued or running (cancelled ones until the next step boundary). */
+  boolean hasWork() {
+    return sched.hasWork();
+  }
+
+  /** Drops a sequence (by sample id); its pages are freed when the next step is planned. */
+  void cancel(long id) {
+    sched.cancel(id);
+  }
+
+  /**
+   * Runs one step; ids of sequences that produced their last token go to {@code finishedIds}.
+   * Returns null when the step only applied cancellations (nothing was left to run).
+   */
+  StepTrace stepOnce(List<Long> finishedIds) {
+    return step(sched, byId, work, clock, finishedIds);
+  }
+
+  /**
+   * After a failed step: frees every live sequence's pages and starts a fresh scheduler. The
+   * scheduler's state is unknown after a throw mid-step, so every queued and running sequence is
+   * dropped; the prefix cache keeps only pages that were committed.
+   */
+  void reset() {
+    for (long id : new ArrayList<>(byId.keySet())) {
+      if (kv.contains(id)) {
+        kv.free(id);
+      }
+    }
+    kv.drainCopies();
+    byId.clear();
+    retired.clear();
+    sched = new Scheduler(config, kv);
+  }
+
+  Scheduler scheduler() {
+    return sched;
+  }
+
+  KvCacheManager kv() {
+    return kv;
+  }
+
+  int peakPagesUsed() {
+    return peakPagesUsed;
+  }
+
   // The manager's counters, then the policy's.
-  private Map<String, Long> counters() {
+  Map<String, Long> counters() {
     Map<String, Long> m = new java.util.LinkedHashMap<>(kv.counters());
     m.putAll(policy.counters());
     return m;
@@ -209,27 +322,28 @@ final class PagedRun {
     }
   }
 
-  private void submit(Scheduler sched, GenerationRequest r, long base, int n, Map<Long, SequenceOutput> byId) {
-    long[] sampleIds = new long[n - 1];
-    for (int j = 1; j < n; ++j) {
-      sampleIds[j - 1] = base + j;
-    }
-    SequenceOutput first = byId.get(base);
-    // The scheduler ends a sequence on these tokens; SequenceOutput keeps them out of the output.
-    sched.submit(new SchedRequest(base, r.promptTokens(), r.maxTokens() + 1, t -> first.isStopToken(t, eosIds), 0,
-        sampleIds));
-  }
-
   // One step: plan (copy-on-write copies first), run the native paged step, hand the sampled tokens back.
   // Ids of the sequences that produced their last token go to finishedIds.
   private StepTrace step(Scheduler sched, Map<Long, SequenceOutput> byId, LayerWork work, EngineClock clock,
       List<Long> finishedIds) {
     long t0 = clock.nanoTime();
-    StepPlan plan = sched.plan(null);
+    for (long id : retired) {
+      byId.remove(id);  // kept one step so that callers could read the outputs that finished
+    }
+    retired.clear();
+    List<Finished> cancelled = new ArrayList<>();
+    StepPlan plan = sched.plan(cancelled);
+    for (Finished f : cancelled) {
+      byId.remove(f.id());
+    }
     peakPagesUsed = Math.max(peakPagesUsed, kv.pool().usedPages());
     if (!plan.copies().isEmpty()) {
       cache.copyPages(plan.copies().stream().mapToInt(c -> c.src()).toArray(),
           plan.copies().stream().mapToInt(c -> c.dst()).toArray());
+    }
+    if (plan.isEmpty() && !cancelled.isEmpty() && !sched.hasWork()) {
+      sched.complete(new int[0]);  // the cancellations emptied the scheduler
+      return null;
     }
     if (plan.isEmpty()) {
       // Cannot happen: submit() refuses what could not fit alone, and the oldest sequence can
@@ -248,7 +362,8 @@ final class PagedRun {
     for (StepPlan.Entry e : plan.entries()) {
       SequenceOutput s = byId.get(e.seqId());
       batch.add(kv.pageTable(e.seqId()), e.startPos(), e.tokens(), s.sampling());
-      logits |= e.sample() && (s.forced != null || s.request.returnPromptLogits() && !s.sampledAny);
+      logits |= e.sample() && (s.forced != null || s.request.returnPromptLogits() && !s.sampledAny
+          || s.stream != null && s.request.wantsLogprobs());
       long len = e.tokens().length;
       tokens += len;
       kvRead += e.startPos() + len;
@@ -277,13 +392,18 @@ final class PagedRun {
       if (!s.sampledAny && s.request.returnPromptLogits()) {
         s.promptLogits = result.logits(i);
       }
+      if (s.stream != null && s.request.wantsLogprobs() && !s.isStopToken(token, eosIds)) {
+        s.logprobs = TokenLogprobs.of(result.logits(i), token, s.request.topLogprobs(), codec);
+      }
       s.accept(token, eosIds, config.maxModelLen() - 1, now);
       if (s.finish != null) {
         sched.cancel(s.requestId);
         finishedIds.add(s.requestId);
       }
     }
-    sched.complete(sampled.stream().mapToInt(Integer::intValue).toArray());
+    for (Finished f : sched.complete(sampled.stream().mapToInt(Integer::intValue).toArray())) {
+      retired.add(f.id());
+    }
     return new StepTrace(plan.entries().size(), tokens, sampled.size(), kvRead, pairs, clock.nanoTime() - t0);
   }
 }

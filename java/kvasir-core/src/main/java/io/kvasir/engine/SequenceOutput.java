@@ -24,6 +24,9 @@ final class SequenceOutput {
   private long[] emitNanos = new long[8];  // when each generated token was output (inter-token gaps)
   float[] promptLogits;
   ForcedTokens forced;  // teacher forcing (Engine.forceDecode); null when generating
+  StreamListener stream;  // EngineLoop's listener (guarded: never throws), or null
+  int sample;             // the sample index reported to stream
+  TokenLogprobs logprobs;  // of the token being accepted, when the request wants them
 
   SequenceOutput(GenerationRequest request, TokenListener listener, long requestId, TextCodec codec) {
     if (!request.stopStrings().isEmpty() && codec == null) {
@@ -77,6 +80,10 @@ final class SequenceOutput {
     if (listener != null) {
       listener.onToken(token, visible);
     }
+    if (stream != null) {
+      stream.onToken(sample, token, visible, logprobs);
+    }
+    logprobs = null;
     if (visible != null && visible.length() < delta.length()) {
       finish = FinishReason.STOP;  // a stop string: the text ends before it
     } else if (generated.size() >= request.maxTokens() || request.promptTokens().length + generated.size() > context) {
