@@ -107,7 +107,8 @@ final class RequestParser {
       top = t == null ? 0 : t;
     }
 
-    GenerationRequest request = GenerationRequest.of(prompt, maxTokens, sampling).withStopStrings(stops(body));
+    GenerationRequest request = GenerationRequest.of(prompt, maxTokens, sampling).withStopStrings(stops(body))
+        .withIgnoreEos(bool(body, "ignore_eos", false));
     return new ParsedRequest(chat, request, n == null ? 1 : n, stream, includeUsage, logprobs, top);
   }
 
