@@ -61,7 +61,7 @@ KV_ROOT="$(cd "$here/.." && pwd)"
 BUNDLE_DIR="$KV_ROOT/.gpu"
 BUNDLE="$BUNDLE_DIR/bundle.tar.xz"
 LIMIT_BYTES=$((63 * 1024 * 1024))  # the device takes 64 MiB; 1 MiB of margin
-JLINK_MODULES="java.base,java.logging,java.management,java.naming,java.xml,java.desktop,jdk.unsupported"
+JLINK_MODULES="java.base,java.logging,java.management,java.naming,java.xml,java.desktop,jdk.unsupported,jdk.httpserver,java.net.http"
 
 pack() {
   local native_only=0 corpus=0

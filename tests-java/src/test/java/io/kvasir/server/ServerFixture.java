@@ -33,15 +33,19 @@ final class ServerFixture implements AutoCloseable {
       .connectTimeout(Duration.ofSeconds(10)).build();
 
   ServerFixture(int maxBatch, int maxWaiting, int threads, long maxBodyBytes) throws IOException {
-    engine = engine(maxBatch);
+    this(engine(maxBatch, 160), maxWaiting, threads, maxBodyBytes);
+  }
+
+  ServerFixture(Engine engine, int maxWaiting, int threads, long maxBodyBytes) throws IOException {
+    this.engine = engine;
     loop = EngineLoop.start(engine, maxWaiting);
     server = OpenAiServer.start(loop, new ServedModel(MODEL, engine, Policy.parse("full")), "127.0.0.1", 0, threads,
         maxBodyBytes, true);
   }
 
   /** The engine configuration of every fixture (the reference engine of the tests too). */
-  static Engine engine(int maxBatch) {
-    return Engine.builder().setModel(MODEL).optDevice(Backend.CPU, 0).optDtype(DType.BF16).optMaxContext(160)
+  static Engine engine(int maxBatch, int maxContext) {
+    return Engine.builder().setModel(MODEL).optDevice(Backend.CPU, 0).optDtype(DType.BF16).optMaxContext(maxContext)
         .optMaxBatch(maxBatch).optMaxStepTokens(64).optPageTokens(8).optPolicy("full").build();
   }
 
