@@ -141,8 +141,14 @@ final class ServeCommand implements Callable<Integer> {
     }
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      server.stop(Duration.ofSeconds(shutdownSeconds));
-      stopped.countDown();
+      try {
+        server.stop(Duration.ofSeconds(shutdownSeconds));
+        err.println("kvasir serve: stopped");
+        err.flush();
+      } finally {
+        stopped.countDown();
+        LogManager.shutdown();
+      }
     }, "kvasir-serve-shutdown"));
     out.printf("kvasir serve: %s (policy %s) on http://%s:%d/v1%n", model, parsed.spec(), host, server.port());
     out.flush();
