@@ -64,26 +64,7 @@ public final class EngineLoop implements AutoCloseable {
   private final Map<Long, Req> bySampleId = new HashMap<>();
   private final List<Req> listenerFailures = new ArrayList<>();
 
-  // Metrics, guarded by `metrics`.
-  private final Object metrics = new Object();
-  private int runningGauge;
-  private int pagesUsedGauge;
-  private long preemptionsBefore;  // of schedulers replaced by reset()
-  private long preemptionsGauge;
-  private long promptTokens;
-  private long generationTokens;
-  private long finishedCount;
-  private long cancelledCount;
-  private long failedCount;
-  private Map<String, Long> countersGauge = Map.of();
-  private final Map<String, Long> counters0;
-  private final long prefixQueried0;
-  private final long prefixHit0;
-  private long prefixQueriedGauge;
-  private long prefixHitGauge;
-  private final LoopMetrics.Recorder ttft = new LoopMetrics.Recorder(LoopMetrics.TTFT_BOUNDS_SECONDS);
-  private final LoopMetrics.Recorder interToken = new LoopMetrics.Recorder(LoopMetrics.INTER_TOKEN_BOUNDS_SECONDS);
-  private final LoopMetrics.Recorder e2e = new LoopMetrics.Recorder(LoopMetrics.E2E_BOUNDS_SECONDS);
+  private final LoopStats stats;
 
   private EngineLoop(Engine engine, PagedRun run, int maxWaiting) {
     this.engine = engine;
@@ -92,10 +73,7 @@ public final class EngineLoop implements AutoCloseable {
     this.kvBytesPerToken = engine.shape().kvBytesPerToken();
     this.startNanos = System.nanoTime();
     run.begin(EngineClock.SYSTEM);
-    this.counters0 = run.counters();
-    this.prefixQueried0 = run.kv().prefixTokensQueried();
-    this.prefixHit0 = run.kv().prefixTokensHit();
-    this.pagesUsedGauge = run.kv().pool().usedPages();
+    this.stats = new LoopStats(run);
     this.thread = new Thread(this::loop, "kvasir-engine-loop");
     this.thread.setDaemon(true);
   }
@@ -162,11 +140,7 @@ public final class EngineLoop implements AutoCloseable {
     } finally {
       lock.unlock();
     }
-    synchronized (metrics) {
-      return new LoopMetrics(runningGauge, waiting, pagesUsedGauge, run.kv().pool().capacity(), 0, 0,
-          prefixQueriedGauge, prefixHitGauge, preemptionsGauge, promptTokens, generationTokens, finishedCount,
-          cancelledCount, failedCount, countersGauge, ttft.snapshot(), interToken.snapshot(), e2e.snapshot());
-    }
+    return stats.snapshot(waiting);
   }
 
   /**
@@ -221,6 +195,11 @@ public final class EngineLoop implements AutoCloseable {
     shutdown(Duration.ofSeconds(30));
   }
 
+  /** Tests: the step loop (its fault hook). */
+  PagedRun pagedRun() {
+    return run;
+  }
+
   // ---- The loop thread.
 
   private void loop() {
@@ -245,46 +224,52 @@ public final class EngineLoop implements AutoCloseable {
       } finally {
         lock.unlock();
       }
-      for (Req r : cancelled) {
-        cancelRequest(r);
-      }
-      cancelled.clear();
-      for (Req r : arrived) {
-        if (abortNow || r.cancelRequested) {
-          r.finishAllCancelled();
-        } else {
-          admit(r);
-        }
+      try {
+        iterate(arrived, cancelled, abortNow, finishedIds);
+      } catch (RuntimeException | Error e) {  // a step, or the loop's own bookkeeping: fail what is live, go on
+        failEverything(e, arrived);
       }
       arrived.clear();
-      if (abortNow) {
-        for (Req r : new ArrayList<>(bySampleId.values())) {
-          cancelRequest(r);
-        }
-      }
-      if (run.hasWork()) {
-        finishedIds.clear();
-        try {
-          run.stepOnce(finishedIds);
-        } catch (RuntimeException | Error e) {
-          failEverything(e);
-          continue;
-        }
-        for (Req r : listenerFailures) {  // first: a failed request gets no onFinish
-          failRequest(r, r.listenerError);
-        }
-        listenerFailures.clear();
-        for (long id : finishedIds) {
-          Req r = bySampleId.remove(id);
-          if (r != null) {
-            r.finishSample((int) (id - r.baseId));
-          }
-        }
-      }
+      cancelled.clear();
       updateGauges();
     }
     updateGauges();
+    engine.detachLoop(this);  // also when shutdown was only started (from a listener)
     LOG.info("engine loop stopped");
+  }
+
+  // One pass between steps: cancellations, arrivals, then one step when anything is queued or running.
+  private void iterate(List<Req> arrived, List<Req> cancelled, boolean abortNow, List<Long> finishedIds) {
+    for (Req r : cancelled) {
+      cancelRequest(r);
+    }
+    for (Req r : arrived) {
+      if (abortNow || r.cancelRequested) {
+        r.finishAllCancelled();
+      } else {
+        admit(r);
+      }
+    }
+    if (abortNow) {
+      for (Req r : new ArrayList<>(bySampleId.values())) {
+        cancelRequest(r);
+      }
+    }
+    if (!run.hasWork()) {
+      return;
+    }
+    finishedIds.clear();
+    run.stepOnce(finishedIds);
+    for (Req r : listenerFailures) {  // first: a failed request gets no onFinish
+      failRequest(r, r.listenerError);
+    }
+    listenerFailures.clear();
+    for (long id : finishedIds) {
+      Req r = bySampleId.remove(id);
+      if (r != null) {
+        r.finishSample((int) (id - r.baseId));
+      }
+    }
   }
 
   private void admit(Req r) {
@@ -333,14 +318,13 @@ public final class EngineLoop implements AutoCloseable {
     r.fail(error);
   }
 
-  private void failEverything(Throwable e) {
+  private void failEverything(Throwable e, List<Req> arrived) {
     LOG.error("engine step failed; failing {} live requests", new java.util.HashSet<>(bySampleId.values()).size(), e);
-    synchronized (metrics) {
-      preemptionsBefore += run.scheduler().preemptions();
-    }
+    stats.schedulerReplaced();
     run.reset();
     List<Req> live = new ArrayList<>(new java.util.LinkedHashSet<>(bySampleId.values()));
     bySampleId.clear();
+    live.addAll(arrived);  // those not admitted yet (fail() skips the ones that ended)
     for (Req r : live) {
       r.fail(e);
     }
@@ -355,14 +339,7 @@ public final class EngineLoop implements AutoCloseable {
     } finally {
       lock.unlock();
     }
-    synchronized (metrics) {
-      runningGauge = run.scheduler().runningCount();
-      pagesUsedGauge = run.kv().pool().usedPages();
-      preemptionsGauge = preemptionsBefore + run.scheduler().preemptions();
-      prefixQueriedGauge = run.kv().prefixTokensQueried() - prefixQueried0;
-      prefixHitGauge = run.kv().prefixTokensHit() - prefixHit0;
-      countersGauge = io.kvasir.policy.spi.PolicyCounters.difference(counters0, run.counters());
-    }
+    stats.updateGauges();
   }
 
   /** One submitted request; its mutable state belongs to the loop thread unless noted. */
@@ -433,7 +410,7 @@ public final class EngineLoop implements AutoCloseable {
         return;
       }
       GenerationResult result = s.result(startNanos, submitNanos, kvBytesPerToken);
-      record(result);
+      stats.ended(j, result);
       if (++terminal == n) {
         done = true;
       }
@@ -444,32 +421,13 @@ public final class EngineLoop implements AutoCloseable {
       }
     }
 
-    private void record(GenerationResult result) {
-      GenerationStats st = result.stats();
-      synchronized (metrics) {
-        promptTokens += st.promptTokens();
-        if (result.finishReason() == FinishReason.CANCELLED) {
-          ++cancelledCount;
-          return;
-        }
-        ++finishedCount;
-        ttft.observe(st.ttftMillis() / 1e3);
-        e2e.observe(st.latencyMillis() / 1e3);
-        for (double gap : st.interTokenMillis()) {
-          interToken.observe(gap / 1e3);
-        }
-      }
-    }
-
     void fail(Throwable error) {
       if (done || failed) {
         return;
       }
       failed = true;
       done = true;
-      synchronized (metrics) {
-        ++failedCount;
-      }
+      stats.failed();
       try {
         listener.onError(error);
       } catch (RuntimeException e) {
@@ -481,9 +439,7 @@ public final class EngineLoop implements AutoCloseable {
     private final class Guard implements StreamListener {
       @Override
       public void onToken(int sample, int token, String textDelta, TokenLogprobs logprobs) {
-        synchronized (metrics) {
-          ++generationTokens;
-        }
+        stats.token();
         if (listenerError != null) {
           return;
         }

@@ -16,8 +16,9 @@ import java.util.Map;
  * @param prefixTokensQueried   prompt tokens looked up in the prefix cache
  * @param prefixTokensHit       of those, tokens whose K and V came from the cache
  * @param preemptions           sequences preempted to free pages
- * @param promptTokens          prompt tokens of finished samples (cancelled ones included)
- * @param generationTokens      tokens generated and streamed (all samples, cancelled ones included)
+ * @param promptTokens          prompt tokens of ended requests, counted once per request when its
+ *                              sample 0 ends (cancelled ones included, failed ones not)
+ * @param generationTokens      tokens generated and streamed (all samples, cancelled and failed ones included)
  * @param requestsFinished      samples that ended with STOP or LENGTH
  * @param requestsCancelled     samples that ended with CANCELLED
  * @param requestsFailed        requests that ended with onError

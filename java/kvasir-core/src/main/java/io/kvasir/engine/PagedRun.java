@@ -44,6 +44,7 @@ final class PagedRun {
   private LayerWork work;
   private final List<Long> retired = new ArrayList<>();  // left the scheduler last step: dropped from byId next step
   private List<ForcedTokens> forced;  // per request, or null: teacher forcing (Engine.forceDecode)
+  volatile Runnable afterPlan;  // tests: runs after each step's plan (a step that throws there leaves the scheduler mid-step)
 
   PagedRun(Model model, PagedKvCache cache, KvCacheManager kv, CachePolicy policy, SchedulerConfig config,
       TextCodec codec, int[] eosIds) {
@@ -247,6 +248,12 @@ final class PagedRun {
    */
   void checkRequest(GenerationRequest r, boolean hasTokenizer) {
     checkPrompt(r);
+    int vocab = model.shape().vocabSize();
+    for (int t : r.promptTokens()) {
+      if (t < 0 || t >= vocab) {  // the native step would fail, and with it every request of that step
+        throw new IllegalArgumentException("prompt token " + t + " is outside the vocabulary [0, " + vocab + ")");
+      }
+    }
     if (!r.stopStrings().isEmpty() && !hasTokenizer) {
       throw new IllegalArgumentException("stop strings need a tokenizer; this model has none");
     }
@@ -335,6 +342,9 @@ final class PagedRun {
     StepPlan plan = sched.plan(cancelled);
     for (Finished f : cancelled) {
       byId.remove(f.id());
+    }
+    if (afterPlan != null) {
+      afterPlan.run();
     }
     peakPagesUsed = Math.max(peakPagesUsed, kv.pool().usedPages());
     if (!plan.copies().isEmpty()) {
