@@ -54,6 +54,14 @@
 #                 _SLO (ttft_ms=2000,tpot_ms=100), _MAX_BATCH (256), _STEP_TOKENS (8192), _KV_BUDGET
 #                 (90GiB), _SEED (0), _EXTRA (more arguments), _MODEL and _DEVICE (a dry run on the
 #                 CPU: tiny:llama, cpu, with small sizes).
+#        serveload - `kvasir serve` on loopback driven by N closed-loop streaming clients (token-id
+#                 prompts, ignore_eos) for a bounded time (io.kvasir.server.ServeLoad): TTFT/TPOT
+#                 percentiles, throughput, 429s, server RSS and device memory at start and end,
+#                 /metrics before and after -> serveload.json, serveload-metrics-{start,end}.txt.
+#                 Knobs (env): KVASIR_SERVELOAD_MODEL (synthetic:llama3-8b), _DEVICE (cuda), _POLICY
+#                 (full), _CLIENTS (256), _SECONDS (120), _PROMPT_TOKENS (1024), _MAX_TOKENS (256),
+#                 _MAX_BATCH (256), _KV_BUDGET (90GiB), _VOCAB (128256); the whole step is capped
+#                 at 400 s.
 # KVASIR_BENCH_ARGS adds arguments to the benchmark (e.g. "--op merge_states").
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -61,7 +69,7 @@ KV_ROOT="$(cd "$here/.." && pwd)"
 BUNDLE_DIR="$KV_ROOT/.gpu"
 BUNDLE="$BUNDLE_DIR/bundle.tar.xz"
 LIMIT_BYTES=$((63 * 1024 * 1024))  # the device takes 64 MiB; 1 MiB of margin
-JLINK_MODULES="java.base,java.logging,java.management,java.naming,java.xml,java.desktop,jdk.unsupported"
+JLINK_MODULES="java.base,java.logging,java.management,java.naming,java.xml,java.desktop,jdk.unsupported,jdk.httpserver,java.net.http"
 
 pack() {
   local native_only=0 corpus=0
@@ -211,6 +219,8 @@ remote() {
         serve_step "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       bench6)
         bench6 "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
+      serveload)
+        serveload "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       *)
         echo "unknown step $step" >> "$log"; rc=2 ;;
     esac
@@ -523,8 +533,50 @@ ncu_step() {
     > "$out/ncu-prefill.csv" 2>> "$out/ncu.err" || return 1
 }
 
+# kvasir serve under load (issue 7): the server on loopback, ServeLoad's clients near saturation
+# for a bounded time, memory of both sides at start and end. The server is stopped with SIGTERM
+# (its drain is part of the log) and killed if it outlives its shutdown timeout.
+serveload() {
+  local root=$1 out=$2 rc=0 port=18080 pid
+  local model=${KVASIR_SERVELOAD_MODEL:-synthetic:llama3-8b} secs=${KVASIR_SERVELOAD_SECONDS:-120}
+  local java=("$root/jre/bin/java")
+  "${java[@]}" -jar "$root/kvasir-cli.jar" serve --model "$model" --device "${KVASIR_SERVELOAD_DEVICE:-cuda}" \
+    --dtype bf16 --policy "${KVASIR_SERVELOAD_POLICY:-full}" --max-batch "${KVASIR_SERVELOAD_MAX_BATCH:-256}" \
+    --max-context $(( ${KVASIR_SERVELOAD_PROMPT_TOKENS:-1024} + ${KVASIR_SERVELOAD_MAX_TOKENS:-256} + 16 )) \
+    --kv-budget "${KVASIR_SERVELOAD_KV_BUDGET:-90GiB}" --max-waiting 4096 --port "$port" --shutdown-timeout 20 -v &
+  pid=$!
+  local up=0
+  for _ in $(seq 1 180); do
+    curl -sf "http://127.0.0.1:$port/health" > /dev/null && { up=1; break; }
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 1
+  done
+  if ((up == 0)); then
+    echo "the server did not come up"; kill -9 "$pid" 2>/dev/null; return 1
+  fi
+  mem() {
+    echo "host_rss_kib $(awk '/VmRSS/ {print $2}' "/proc/$pid/status")"
+    echo "device_used_mib $(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -n 1)"
+  }
+  mem | tee "$out/serveload-memory-start.txt"
+  curl -s "http://127.0.0.1:$port/metrics" > "$out/serveload-metrics-start.txt"
+  timeout $((secs + 150)) "${java[@]}" -cp "$root/kvasir-cli.jar:$root/lib/*" io.kvasir.server.ServeLoad \
+    "http://127.0.0.1:$port" "$model" "${KVASIR_SERVELOAD_CLIENTS:-256}" "$secs" \
+    "${KVASIR_SERVELOAD_PROMPT_TOKENS:-1024}" "${KVASIR_SERVELOAD_MAX_TOKENS:-256}" "${KVASIR_SERVELOAD_VOCAB:-128256}" \
+    "$out/$KVASIR_DATE-serveload.json" || rc=1
+  mem | tee "$out/serveload-memory-end.txt"
+  curl -s "http://127.0.0.1:$port/metrics" > "$out/serveload-metrics-end.txt"
+  grep -E '^kvasir:(num_|kv_cache_usage|prefix|generation|prompt|request_)' "$out/serveload-metrics-end.txt"
+  kill -TERM "$pid"
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  kill -0 "$pid" 2>/dev/null && { echo "the server outlived its shutdown"; kill -9 "$pid"; rc=1; }
+  wait "$pid" 2>/dev/null
+  return $rc
+}
+
 case "${1:-}" in
   pack) shift; pack "$@" ;;
   remote) shift; remote "$@" ;;
   *) echo "usage: ci/gpu.sh pack | remote [gtest java bench]" >&2; exit 2 ;;
 esac
+

@@ -12,6 +12,7 @@ kv_step install-packages kv_install_packages
 kv_step build-native kv_build_native
 kv_step native-tests kv_native_tests
 kv_step fetch-tokenizers kv_fetch_tokenizers
+kv_step openai-compat kv_install_compat
 # The transformers task peer's port of TaskScorer on the cases the Java scorer runs too (no torch needed).
 kv_step peer-scorer python3 tools/peers/hf_eval_tasks.py --self-test
 kv_step java-verify kv_maven clean verify

@@ -20,7 +20,8 @@ import picocli.CommandLine.Spec;
     subcommands = {
         InfoCommand.class,
         GenerateCommand.class,
-        // Later issues add ServeCommand ("serve") here; "bench" is added in commandLine().
+        ServeCommand.class,
+        // "bench" is added in commandLine().
         CommandLine.HelpCommand.class,
     })
 public final class KvasirCli implements Runnable {
