@@ -98,6 +98,22 @@ class ServerTest {
     assertEquals(12 + ref.encode("Hello there").length, o.at("/usage/total_tokens").asInt());
   }
 
+  // OpenAI's seed: a sampled completion with a seed repeats in every call (and equals the engine's
+  // own keyed run); the temperature is high enough that 16 tokens would not repeat by chance.
+  @Test
+  void aSeedRepeatsSampledOutputAcrossCalls() throws Exception {
+    String body = "{\"model\":\"tiny:llama\",\"prompt\":\"Seeds repeat\",\"max_tokens\":16,\"temperature\":1.5,"
+        + "\"seed\":1234,\"ignore_eos\":true}";
+    HttpResponse<String> a = fx.post("/v1/completions", body);
+    HttpResponse<String> b = fx.post("/v1/completions", body);
+    assertEquals(200, a.statusCode(), a.body());
+    String text = ServerFixture.json(a.body()).at("/choices/0/text").asText();
+    assertEquals(text, ServerFixture.json(b.body()).at("/choices/0/text").asText());
+    GenerationResult want = ref.generate(GenerationRequest.of(ref.encode("Seeds repeat"), 16,
+        SamplingParams.sample(1.5f, 1234)).withIgnoreEos(true).withSamplingKey(0));
+    assertEquals(want.text(), text, "the engine's run keyed by the seed alone");
+  }
+
   @Test
   void tokenIdPrompt() throws Exception {
     int[] ids = {5, 17, 99, 3, 42};

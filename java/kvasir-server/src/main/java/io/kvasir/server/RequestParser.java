@@ -109,6 +109,11 @@ final class RequestParser {
 
     GenerationRequest request = GenerationRequest.of(prompt, maxTokens, sampling).withStopStrings(stops(body))
         .withIgnoreEos(bool(body, "ignore_eos", false));
+    if (seed != null) {
+      // OpenAI's seed: the same seed and request give the same output in every call, so the
+      // sampling stream is keyed by the seed alone, not by the engine's request counter.
+      request = request.withSamplingKey(0);
+    }
     return new ParsedRequest(chat, request, n == null ? 1 : n, stream, includeUsage, logprobs, top);
   }
 
