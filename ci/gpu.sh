@@ -558,6 +558,12 @@ serveload() {
     echo "host_rss_kib $(awk '/VmRSS/ {print $2}' "/proc/$pid/status")"
     echo "device_used_mib $(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -n 1)"
   }
+  # A warm-up load first (JIT, cuBLAS plans, CUDA graphs, malloc arenas), so that start and end
+  # memory compare steady states: growth between them is what a leak would show.
+  timeout $((${KVASIR_SERVELOAD_WARMUP_SECONDS:-20} + 120)) "${java[@]}" -cp "$root/kvasir-cli.jar:$root/lib/*" \
+    io.kvasir.server.ServeLoad "http://127.0.0.1:$port" "$model" "${KVASIR_SERVELOAD_CLIENTS:-256}" \
+    "${KVASIR_SERVELOAD_WARMUP_SECONDS:-20}" "${KVASIR_SERVELOAD_PROMPT_TOKENS:-1024}" \
+    "${KVASIR_SERVELOAD_MAX_TOKENS:-256}" "${KVASIR_SERVELOAD_VOCAB:-128256}" > /dev/null || rc=1
   mem | tee "$out/serveload-memory-start.txt"
   curl -s "http://127.0.0.1:$port/metrics" > "$out/serveload-metrics-start.txt"
   timeout $((secs + 150)) "${java[@]}" -cp "$root/kvasir-cli.jar:$root/lib/*" io.kvasir.server.ServeLoad \
@@ -565,6 +571,12 @@ serveload() {
     "${KVASIR_SERVELOAD_PROMPT_TOKENS:-1024}" "${KVASIR_SERVELOAD_MAX_TOKENS:-256}" "${KVASIR_SERVELOAD_VOCAB:-128256}" \
     "$out/$KVASIR_DATE-serveload.json" || rc=1
   mem | tee "$out/serveload-memory-end.txt"
+  # Device memory must not grow at all (the KV pool and workspaces are sized at start); host RSS
+  # within KVASIR_SERVELOAD_RSS_SLACK_MIB (default 256: heap and arena noise, not a leak).
+  paste "$out/serveload-memory-start.txt" "$out/serveload-memory-end.txt" | awk -v slack="${KVASIR_SERVELOAD_RSS_SLACK_MIB:-256}" '
+    $1 == "host_rss_kib" { d = ($4 - $2) / 1024; printf "host RSS growth %.1f MiB\n", d; if (d > slack) bad = 1 }
+    $1 == "device_used_mib" { d = $4 - $2; printf "device memory growth %d MiB\n", d; if (d > 0) bad = 1 }
+    END { exit bad }' || { echo "memory grew between the start and the end of the load"; rc=1; }
   curl -s "http://127.0.0.1:$port/metrics" > "$out/serveload-metrics-end.txt"
   grep -E '^kvasir:(num_|kv_cache_usage|prefix|generation|prompt|request_)' "$out/serveload-metrics-end.txt"
   kill -TERM "$pid"
