@@ -114,6 +114,22 @@ class ServerTest {
     assertEquals(want.text(), text, "the engine's run keyed by the seed alone");
   }
 
+  // usage.prompt_tokens_details.cached_tokens: a repeated prompt finds its full pages in the
+  // prefix cache (whole pages of the fixture's 8 tokens, never the last prompt token).
+  @Test
+  void usageCountsThePromptTokensTheCacheSupplied() throws Exception {
+    String prompt = "A prompt long enough to fill a few pages of the prefix cache, said twice.";
+    HttpResponse<String> first = fx.post("/v1/completions", completionBody(prompt, 4, ""));
+    HttpResponse<String> second = fx.post("/v1/completions", completionBody(prompt, 4, ""));
+    assertEquals(200, first.statusCode(), first.body());
+    JsonNode a = ServerFixture.json(first.body()).get("usage");
+    JsonNode b = ServerFixture.json(second.body()).get("usage");
+    int promptTokens = b.get("prompt_tokens").asInt();
+    assertEquals(0, a.at("/prompt_tokens_details/cached_tokens").asInt(), "the first time nothing is cached");
+    assertEquals((promptTokens - 1) / 8 * 8, b.at("/prompt_tokens_details/cached_tokens").asInt(),
+        "the second time every full page before the last prompt token");
+  }
+
   @Test
   void tokenIdPrompt() throws Exception {
     int[] ids = {5, 17, 99, 3, 42};

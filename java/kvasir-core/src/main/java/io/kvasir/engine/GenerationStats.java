@@ -13,12 +13,20 @@ package io.kvasir.engine;
  * @param arrivalMillis    when the request arrived, from the start of the call (0 for generateAll)
  * @param interTokenMillis gaps between consecutive generated tokens ({@code generatedTokens - 1}
  *                         of them; fewer when a stop token ends the output)
+ * @param cachedPromptTokens prompt tokens found in the prefix cache (or shared with the first of n
+ *                         samples) rather than computed; 0 without a cache policy
  */
 public record GenerationStats(int promptTokens, int generatedTokens, double ttftMillis, double decodeMillis,
-    long kvBytes, double arrivalMillis, double[] interTokenMillis) {
+    long kvBytes, double arrivalMillis, double[] interTokenMillis, int cachedPromptTokens) {
 
   public GenerationStats {
     interTokenMillis = interTokenMillis == null ? new double[0] : interTokenMillis.clone();
+  }
+
+  /** Stats without a prefix-cache figure (slot caches, or callers that do not know it). */
+  public GenerationStats(int promptTokens, int generatedTokens, double ttftMillis, double decodeMillis, long kvBytes,
+      double arrivalMillis, double[] interTokenMillis) {
+    this(promptTokens, generatedTokens, ttftMillis, decodeMillis, kvBytes, arrivalMillis, interTokenMillis, 0);
   }
 
   /** Stats of a request that arrived at the start of the call, without inter-token gaps. */

@@ -371,6 +371,11 @@ final class PagedRun {
     long pairs = 0;
     for (StepPlan.Entry e : plan.entries()) {
       SequenceOutput s = byId.get(e.seqId());
+      if (s.cachedPromptTokens < 0) {
+        // Its first step starts after the prompt tokens found in the prefix cache (or, for an
+        // n > 1 sample, shared with the first sample).
+        s.cachedPromptTokens = e.startPos();
+      }
       batch.add(kv.pageTable(e.seqId()), e.startPos(), e.tokens(), s.sampling());
       logits |= e.sample() && (s.forced != null || s.request.returnPromptLogits() && !s.sampledAny
           || s.stream != null && s.request.wantsLogprobs());

@@ -14,7 +14,8 @@ final class SequenceOutput {
   final GenerationRequest request;
   final TokenListener listener;
   final long requestId;
-  final long samplingId;  // the sampling stream's key: the request id, or the request's sampling key + sample index
+  final long samplingId;
+  int cachedPromptTokens = -1;  // prompt tokens not computed by its first step (prefix cache); -1 until then  // the sampling stream's key: the request id, or the request's sampling key + sample index
   final List<Integer> generated = new ArrayList<>();
   final StringBuilder text = new StringBuilder();
   final TextCodec.Detokenizer detokenizer;
@@ -137,7 +138,7 @@ final class SequenceOutput {
     }
     GenerationStats stats = new GenerationStats(promptLen, tokens.length, (firstTokenNanos - arrival) / 1e6,
         (lastTokenNanos - firstTokenNanos) / 1e6, (long) (promptLen + Math.max(0, tokens.length - 1)) * kvBytesPerToken,
-        (arrival - startNanos) / 1e6, gaps);
+        (arrival - startNanos) / 1e6, gaps, Math.max(0, cachedPromptTokens));
     return new GenerationResult(tokens, detokenizer == null ? null : text.toString(), finish, stats, promptLogits);
   }
 

@@ -112,7 +112,8 @@ final class CompletionHandler {
       choices.add(responses.choice(i, text, r.finishReason().openAiName(),
           p.logprobs() ? responses.logprobs(samples[i].logprobs, 0) : null));
     }
-    return responses.response(choices, Responses.usage(p.promptTokens(), completionTokens));
+    return responses.response(choices, Responses.usage(p.promptTokens(), completionTokens,
+        samples[0].result.stats().cachedPromptTokens()));
   }
 
   private void stream(HttpExchange exchange, ParsedRequest p, RequestEvents events, Responses responses,
@@ -164,7 +165,8 @@ final class CompletionHandler {
         for (Sample s : samples) {
           completionTokens += s.result.tokens().length;
         }
-        write(out, responses.usageChunk(Responses.usage(p.promptTokens(), completionTokens)));
+        write(out, responses.usageChunk(Responses.usage(p.promptTokens(), completionTokens,
+            samples[0].result.stats().cachedPromptTokens())));
       }
       out.write(DONE);
     } catch (IOException e) {

@@ -96,11 +96,13 @@ final class Responses {
     return o;
   }
 
-  static ObjectNode usage(int promptTokens, int completionTokens) {
+  static ObjectNode usage(int promptTokens, int completionTokens, int cachedPromptTokens) {
     ObjectNode u = Json.MAPPER.createObjectNode();
     u.put("prompt_tokens", promptTokens);
     u.put("completion_tokens", completionTokens);
     u.put("total_tokens", promptTokens + completionTokens);
+    // OpenAI's prompt_tokens_details.cached_tokens: the prompt tokens the prefix cache supplied.
+    u.putObject("prompt_tokens_details").put("cached_tokens", cachedPromptTokens);
     return u;
   }
 
