@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_args.h"
 #include "op_cases.h"
 #include "test_util.h"
 
@@ -305,12 +306,7 @@ int bench_main(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--backend") {
-      std::string b = value();
-      if (b != "cpu" && b != "cuda") {
-        std::fprintf(stderr, "--backend must be cpu or cuda, not %s\n", b.c_str());
-        return 2;
-      }
-      opt.backend = b == "cuda" ? KV_BACKEND_CUDA : KV_BACKEND_CPU;
+      if (!parse_backend(value(), &opt.backend)) return 2;
       opt.backend_given = true;
     } else if (a == "--op") {
       opt.op_filter = value();

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_args.h"
 #include "test_util.h"
 
 namespace kvt {
@@ -80,16 +81,9 @@ int bench_main(int argc, char** argv) {
   Options opt;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::cerr << a << " needs a value\n";
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto value = [&] { return flag_value(argc, argv, i); };
     if (a == "--backend") {
-      const std::string b = value();
-      opt.backend = b == "cpu" ? KV_BACKEND_CPU : KV_BACKEND_CUDA;
+      if (!parse_backend(value(), &opt.backend)) return 2;
     } else if (a == "--seq") {
       opt.seqs.clear();
       std::stringstream ss(value());

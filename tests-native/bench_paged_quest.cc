@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_args.h"
 #include "test_util.h"
 
 namespace kvt {
@@ -138,20 +139,9 @@ int bench_main(int argc, char** argv) {
   Options opt;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto value = [&] { return flag_value(argc, argv, i); };
     if (a == "--backend") {
-      const std::string b = value();
-      if (b != "cpu" && b != "cuda") {
-        std::fprintf(stderr, "--backend must be cpu or cuda\n");
-        return 2;
-      }
-      opt.backend = b == "cuda" ? KV_BACKEND_CUDA : KV_BACKEND_CPU;
+      if (!parse_backend(value(), &opt.backend)) return 2;
       opt.backend_given = true;
     } else if (a == "--reps") {
       opt.reps = std::max(5, std::atoi(value().c_str()));

@@ -112,27 +112,15 @@ final class Json {
 
   /** A numeric array, or null when the field is absent; a non-number element is refused. */
   List<Double> optNumbers(JsonNode parent, String parentPath, String name) {
-    JsonNode n = parent.get(name);
-    if (n == null || n.isNull()) {
-      return null;
-    }
-    String path = join(parentPath, name);
-    if (!n.isArray()) {
-      throw error(path, "expected an array of numbers");
-    }
-    List<Double> out = new ArrayList<>(n.size());
-    for (int i = 0; i < n.size(); ++i) {
-      JsonNode e = n.get(i);
-      if (!e.isNumber()) {
-        throw error(path + "[" + i + "]", "expected a number, found " + e);
-      }
-      out.add(e.doubleValue());
-    }
-    return out;
+    return numbers(parent, parentPath, name, false);
   }
 
   /** Like {@link #optNumbers}, leaving out JSON nulls (a figure a sample does not have). */
   List<Double> optNumbersSkippingNulls(JsonNode parent, String parentPath, String name) {
+    return numbers(parent, parentPath, name, true);
+  }
+
+  private List<Double> numbers(JsonNode parent, String parentPath, String name, boolean skipNulls) {
     JsonNode n = parent.get(name);
     if (n == null || n.isNull()) {
       return null;
@@ -144,11 +132,11 @@ final class Json {
     List<Double> out = new ArrayList<>(n.size());
     for (int i = 0; i < n.size(); ++i) {
       JsonNode e = n.get(i);
-      if (e.isNull()) {
+      if (skipNulls && e.isNull()) {
         continue;
       }
       if (!e.isNumber()) {
-        throw error(path + "[" + i + "]", "expected a number or null, found " + e);
+        throw error(path + "[" + i + "]", "expected a number" + (skipNulls ? " or null" : "") + ", found " + e);
       }
       out.add(e.doubleValue());
     }
