@@ -7,7 +7,6 @@ import io.kvasir.bench.serve.BenchWorkload;
 import io.kvasir.bench.serve.ServeReport;
 import io.kvasir.engine.Engine;
 import io.kvasir.engine.GenerationResult;
-import io.kvasir.engine.GenerationStats;
 import io.kvasir.engine.ServeResult;
 import io.kvasir.nativeapi.Roofline;
 import io.kvasir.perf.PerfRecords;
@@ -28,7 +27,6 @@ import java.util.Map;
 final class RunRecords {
   /** The summary's format name and version. */
   static final String SUMMARY_FORMAT = "kvasir-bench-run/1";
-  static final int RAW_SAMPLES_CAP = 1024;
 
   /** One line of the summary. */
   record Entry(String file, String workload, String workloadName, double rate, String policy, String slug,
@@ -175,32 +173,12 @@ final class RunRecords {
     ObjectNode res = root.putObject("results");
     report.putJson(res);
     ((ObjectNode) res.get("kv")).put("model_bytes_per_token", engine.shape().kvBytesPerToken());
-    ObjectNode raw = root.putObject("samples");
     List<GenerationResult> rs = result.results();
-    int n = Math.min(rs.size(), RAW_SAMPLES_CAP);
-    raw.put("count", n);
-    raw.put("of", rs.size());
-    ArrayNode arrival = raw.putArray("arrival_ms");
-    ArrayNode startMs = raw.putArray("start_ms");
-    ArrayNode ttft = raw.putArray("ttft_ms");
-    ArrayNode tpot = raw.putArray("tpot_ms");
-    ArrayNode latency = raw.putArray("latency_ms");
-    ArrayNode prompt = raw.putArray("prompt_tokens");
-    ArrayNode output = raw.putArray("output_tokens");
-    for (int i = 0; i < n; ++i) {
-      GenerationStats s = rs.get(i).stats();
-      arrival.add(round(wl.requests().get(i).arrivalSeconds() * 1000));
-      startMs.add(round(s.arrivalMillis()));
-      ttft.add(round(s.ttftMillis()));
-      if (s.generatedTokens() > 1) {
-        tpot.add(round(s.tpotMillis()));
-      } else {
-        tpot.addNull();
-      }
-      latency.add(round(s.latencyMillis()));
-      prompt.add(s.promptTokens());
-      output.add(s.generatedTokens());
+    double[] scheduled = new double[rs.size()];
+    for (int i = 0; i < scheduled.length; ++i) {
+      scheduled[i] = wl.requests().get(i).arrivalSeconds() * 1000;
     }
+    ServeReport.putSamples(root.putObject("samples"), rs, scheduled);
     String file = fileName(wl.label(), policy);
     json.writerWithDefaultPrettyPrinter().writeValue(dir.resolve(file).toFile(), root);
     String headline = String.format(Locale.ROOT, "%.2f req/s, %.1f out tok/s, TTFT p50 %.1f ms, TPOT p50 %.2f ms,"
@@ -353,9 +331,5 @@ final class RunRecords {
     } else {
       o.putNull(name);
     }
-  }
-
-  private static double round(double millis) {
-    return Math.round(millis * 1000) / 1000.0;
   }
 }

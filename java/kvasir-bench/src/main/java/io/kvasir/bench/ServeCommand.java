@@ -1,7 +1,6 @@
 package io.kvasir.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kvasir.bench.serve.ServeReport;
 import io.kvasir.bench.serve.Slo;
@@ -11,7 +10,6 @@ import io.kvasir.engine.Engine;
 import io.kvasir.engine.EngineClock;
 import io.kvasir.engine.GenerationRequest;
 import io.kvasir.engine.GenerationResult;
-import io.kvasir.engine.GenerationStats;
 import io.kvasir.engine.SamplingParams;
 import io.kvasir.engine.ServeResult;
 import io.kvasir.engine.TimedRequest;
@@ -49,7 +47,6 @@ import picocli.CommandLine.Spec;
         + " continuous batching (a cache policy: --policy, default full); throughput and TTFT/TPOT/ITL percentiles.")
 final class ServeCommand implements Callable<Integer> {
   private static final Logger LOG = LogManager.getLogger(ServeCommand.class);
-  private static final int RAW_SAMPLES_CAP = 1024;
 
   @Spec
   CommandSpec spec;
@@ -318,29 +315,10 @@ final class ServeCommand implements Callable<Integer> {
       c.put("gemm_bf16_flops_per_s", ceiling.gemmBf16FlopsPerS());
     }
     report.putJson(root.putObject("results"));
-    // Per-request samples, capped, in milliseconds from the start of the run.
-    ObjectNode raw = root.putObject("samples");
+    // Per-request samples; without a concurrency cap a request starts when it arrives.
     List<GenerationResult> rs = result.results();
-    int n = Math.min(rs.size(), RAW_SAMPLES_CAP);
-    raw.put("count", n);
-    raw.put("of", rs.size());
-    ArrayNode arrival = raw.putArray("arrival_ms");
-    ArrayNode ttft = raw.putArray("ttft_ms");
-    ArrayNode latency = raw.putArray("latency_ms");
-    ArrayNode prompt = raw.putArray("prompt_tokens");
-    ArrayNode output = raw.putArray("output_tokens");
-    for (int i = 0; i < n; ++i) {
-      GenerationStats s = rs.get(i).stats();
-      arrival.add(round(s.arrivalMillis()));
-      ttft.add(round(s.ttftMillis()));
-      latency.add(round(s.latencyMillis()));
-      prompt.add(s.promptTokens());
-      output.add(s.generatedTokens());
-    }
+    ServeReport.putSamples(root.putObject("samples"), rs,
+        rs.stream().mapToDouble(r -> r.stats().arrivalMillis()).toArray());
     json.writerWithDefaultPrettyPrinter().writeValue(record.toFile(), root);
-  }
-
-  private static double round(double millis) {
-    return Math.round(millis * 1000) / 1000.0;
   }
 }

@@ -234,4 +234,43 @@ public record ServeReport(int completed, long promptTokens, long outputTokens, d
     b.append(String.format(Locale.ROOT, "%-12s %10.2f %10.2f %10.2f %10.2f%n", name, s.mean(), s.p50(), s.p90(),
         s.p99()));
   }
+
+  /** Requests whose samples a record keeps (the rest count in the figures only). */
+  public static final int RAW_SAMPLES_CAP = 1024;
+
+  /**
+   * The record's per-request samples, capped at {@link #RAW_SAMPLES_CAP}, in milliseconds from the
+   * start of the run: arrival (as scheduled, {@code arrivalMs[i]}), start (when the engine took the
+   * request), TTFT, TPOT (null for one token), latency, prompt and output tokens.
+   */
+  public static void putSamples(ObjectNode raw, List<GenerationResult> results, double[] arrivalMs) {
+    int n = Math.min(results.size(), RAW_SAMPLES_CAP);
+    raw.put("count", n);
+    raw.put("of", results.size());
+    com.fasterxml.jackson.databind.node.ArrayNode arrival = raw.putArray("arrival_ms");
+    com.fasterxml.jackson.databind.node.ArrayNode start = raw.putArray("start_ms");
+    com.fasterxml.jackson.databind.node.ArrayNode ttft = raw.putArray("ttft_ms");
+    com.fasterxml.jackson.databind.node.ArrayNode tpot = raw.putArray("tpot_ms");
+    com.fasterxml.jackson.databind.node.ArrayNode latency = raw.putArray("latency_ms");
+    com.fasterxml.jackson.databind.node.ArrayNode prompt = raw.putArray("prompt_tokens");
+    com.fasterxml.jackson.databind.node.ArrayNode output = raw.putArray("output_tokens");
+    for (int i = 0; i < n; ++i) {
+      GenerationStats s = results.get(i).stats();
+      arrival.add(roundMillis(arrivalMs[i]));
+      start.add(roundMillis(s.arrivalMillis()));
+      ttft.add(roundMillis(s.ttftMillis()));
+      if (s.generatedTokens() > 1) {
+        tpot.add(roundMillis(s.tpotMillis()));
+      } else {
+        tpot.addNull();
+      }
+      latency.add(roundMillis(s.latencyMillis()));
+      prompt.add(s.promptTokens());
+      output.add(s.generatedTokens());
+    }
+  }
+
+  private static double roundMillis(double millis) {
+    return Math.round(millis * 1000) / 1000.0;
+  }
 }
