@@ -437,6 +437,110 @@ KV_API kv_status kv_quest_select_async(kv_stream_t stream, kv_dtype dtype, const
 KV_API uint64_t kv_quest_select_workspace_bytes(kv_stream_t stream, int32_t batch, int32_t num_kv_heads,
                                                 int32_t page_tokens, int32_t max_kv_len);
 
+/* ------------------------------------------------------------------ quantized KV blocks (Kitty, KIVI) */
+
+/*
+ * A quantized block holds G = group_tokens consecutive tokens of one sequence and one KV head:
+ * keys at 2 bits per channel with asymmetric per-channel scale and min over the G tokens, the
+ * boost_channels channels of largest mean |k| at 4 bits (Kitty; 0: KIVI-2), values at 2 bits
+ * with per-token scale and min over head_dim. Scales and mins are fp16. The layout of one (block,
+ * head) is given by kv_quant_block_layout (byte offsets, each part 16-byte aligned):
+ *   k_low    G*D/4 bytes: the low 2 bits of every key code, in the fragment order of
+ *            core/quant_kv.h (so the CUDA kernel's reads are 16-byte loads straight into its
+ *            matrix-unit operands; the CPU reads the same bytes through the same index math)
+ *   k_high   G*NB/4 bytes: the high 2 bits of the boosted channels' codes in the same order, with
+ *            the boost slots as columns (NB = 16 when boost_channels <= 16, else boost_channels
+ *            rounded up to a multiple of 32; padding slots hold code 0)
+ *   k_scale, k_min  fp16 [D]: x = code * scale + min (code < 16 boosted, < 4 otherwise)
+ *   boost    uint8 [NB]: slot -> channel of the boosted channels, ascending; 0xFF pads
+ *   v_codes  G*D/4 bytes;  v_scale, v_min  fp16 [G]
+ * Scales are rounded up and mins down to fp16, so every key and value of the group lies in its
+ * grid and the round-trip error is at most scale / 2 per element (values beyond the fp16 range,
+ * 65504, are clipped to it).
+ */
+typedef struct kv_quant_format {
+  int32_t group_tokens;    /* G: a multiple of 32 up to 256 (Kitty and KIVI: 128; CUDA decode: 128) */
+  int32_t head_dim;        /* D: 64 or 128 */
+  int32_t boost_channels;  /* 0..D, a multiple of 8: key channels kept at 4 bits */
+  int32_t reserved;        /* 0 */
+} kv_quant_format;
+
+typedef struct kv_quant_layout {
+  uint64_t k_low, k_high, k_scale, k_min, boost, v_codes, v_scale, v_min; /* byte offsets in a (block, head) */
+  uint64_t bytes;                                                          /* total, a multiple of 16 */
+} kv_quant_layout;
+
+/** Fills *out with the layout of one (block, head) of the format; refuses a bad format by field. */
+KV_API kv_status kv_quant_block_layout(const kv_quant_format* format, kv_quant_layout* out);
+
+/*
+ * The quantized blocks of one layer: (block q, KV head h) starts at
+ *     blocks + q * block_stride + h * head_stride        (bytes)
+ * Both strides are multiples of 16 with head_stride >= the layout's bytes (head-major blocks:
+ * head_stride = bytes, block_stride = num_kv_heads * bytes). A sequence's tokens are laid out as:
+ * [0, sink_tokens) in bf16 pages, [sink, sink + n*G) in its n quantized blocks, the rest in bf16
+ * pages again (the newest tokens); sink_tokens is a multiple of the page size of the pages it is
+ * used with, and so is G.
+ */
+typedef struct kv_quant_kv {
+  void* blocks;
+  int64_t num_blocks;
+  int64_t block_stride;
+  int64_t head_stride;
+  int32_t num_kv_heads;
+  int32_t sink_tokens;
+  kv_quant_format format;
+} kv_quant_kv;
+
+/* Per sequence b: its quantized groups j < counts[b] live in blocks[b * seq_stride + j]. Stream memory. */
+typedef struct kv_quant_table {
+  const int32_t* blocks;
+  int64_t seq_stride;
+  const int32_t* counts;
+} kv_quant_table;
+
+/**
+ * Quantizes groups of G tokens from bf16 (or fp32) pages into blocks, K and V of every KV head:
+ * job i reads the G/P pages src_pages[i * (G/P) + p] (in token order; shared-table pages of the
+ * pool src) and writes block dst_blocks[i] of dst. Keys are quantized per channel over the group
+ * (boosted channels: the dst format's boost_channels of largest sum |k| over the group, ties to
+ * the lower channel), values per token. Deterministic: the CPU and CUDA write the same bytes.
+ *   src_pages [num_jobs][G/P], dst_blocks [num_jobs]  int32, stream memory
+ */
+KV_API kv_status kv_quant_pack_async(kv_stream_t stream, kv_dtype dtype, const kv_paged_kv* src,
+                                     const int32_t* src_pages, const int32_t* dst_blocks, int32_t num_jobs,
+                                     const kv_quant_kv* dst);
+
+/**
+ * Dequantizes blocks back into pages (x = code * scale + min, rounded to dtype): job i reads block
+ * src_blocks[i] of src and writes K and V of every head into the G/P pages dst_pages[i * (G/P) + p]
+ * of dst (prefill over a quantized prefix; tests).
+ */
+KV_API kv_status kv_quant_unpack_async(kv_stream_t stream, kv_dtype dtype, const kv_quant_kv* src,
+                                       const int32_t* src_blocks, const int32_t* dst_pages, int32_t num_jobs,
+                                       const kv_paged_kv* dst);
+
+/**
+ * Single-query attention of each sequence over its quantized blocks and its bf16 pages (decode),
+ * GQA-aware, one online softmax over both (the logits are never written out), returning the state
+ * as kv_paged_decode_async does. Sequence b has kv_lens[b] tokens laid out as kv_quant_kv says;
+ * its bf16 pages are table's logical pages that hold tokens outside the quantized span.
+ * block_select (may be NULL: every block) restricts the quantized blocks attended: indices are
+ * group numbers j < counts[b], per (sequence, KV head), as kv_page_select; bf16 pages are always
+ * attended. The scores of quantized keys equal q . (code * scale + min) up to the rounding of
+ * q * scale to fp16 on CUDA (fp32 on the CPU); the probabilities times the value scales are rounded
+ * to fp16 there too. bf16 models only on CUDA (fp32 or bf16 on the CPU).
+ */
+KV_API kv_status kv_quant_decode_async(kv_stream_t stream, kv_dtype dtype, const void* q, const kv_paged_kv* kv,
+                                       const kv_page_table* table, const kv_quant_kv* qkv,
+                                       const kv_quant_table* qtable, const kv_page_select* block_select, void* o,
+                                       float* lse, int32_t batch, int32_t num_q_heads, int32_t max_kv_len,
+                                       float sm_scale, void* workspace, uint64_t workspace_bytes);
+
+/** Workspace that lets kv_quant_decode_async split as much as it wants for this shape. */
+KV_API uint64_t kv_quant_decode_workspace_bytes(kv_stream_t stream, int32_t batch, int32_t num_q_heads,
+                                                int32_t head_dim, int32_t max_kv_len);
+
 /* ------------------------------------------------------------------ roofline probe */
 
 /**

@@ -110,6 +110,9 @@ enum DeviceErrorCode : int32_t {
   kDeviceErrorKvLenOutOfRange = 5,    // kv_lens[b] outside [0, max_kv_len] (or < q_len)
   kDeviceErrorSelectOutOfRange = 6,   // a selected logical page outside [0, ceil(kv_len/P)), or a count > stride
   kDeviceErrorQIndptr = 7,            // q_indptr not non-decreasing from 0, or a q_len > max_q_len
+  // Quantized KV operations (core/quant_args.h).
+  kDeviceErrorBlockIdOutOfRange = 8,  // a quantized block id outside [0, num_blocks)
+  kDeviceErrorQuantCount = 9,         // a sequence's quantized group count past its kv_len, or a bad block selection
 };
 
 // The message of a device error code, for kv_stream_synchronize.
@@ -122,6 +125,8 @@ inline const char* device_error_what(int32_t code) {
     case kDeviceErrorKvLenOutOfRange: return "a paged KV operation: kv_lens entry outside [0, max_kv_len] (or below its q_len)";
     case kDeviceErrorSelectOutOfRange: return "a paged KV operation: selected page outside [0, ceil(kv_len / page_tokens)) or count > stride";
     case kDeviceErrorQIndptr: return "kv_paged_prefill_async: q_indptr not non-decreasing from 0, or a q_len > max_q_len";
+    case kDeviceErrorBlockIdOutOfRange: return "a quantized KV operation: block id outside [0, num_blocks)";
+    case kDeviceErrorQuantCount: return "kv_quant_decode_async: qtable.counts entry past (kv_len - sink_tokens) / group_tokens, or a block selection entry outside [0, counts) or count > stride";
     default: return "unknown device error";
   }
 }

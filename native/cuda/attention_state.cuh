@@ -139,4 +139,42 @@ __device__ __forceinline__ void merge_split_partials(const float* o, int64_t o_s
   *lse_out = nan ? kNaN : merged.lse();
 }
 
+// Split-KV epilogue: every thread of the block calls it, last, after writing its share of the
+// block's partial state (rows [row0, row0 + n_rows) of split blockIdx.x: normalized fp32 o at
+// part_o[(split * rows + row) * D], natural-log lse at part_lse[split * rows + row]). The last
+// of the `splits` blocks counted by *arrival (the block row's counter, zero on entry) merges
+// every split's partials of those rows into o (dtype T) and lse (may be null), and resets the
+// counter to zero for the stream's next launch; the others return. So split-KV needs no second
+// (merge) launch.
+template <typename T, int D>
+__device__ __forceinline__ void merge_split_rows_if_last(uint32_t* arrival, int32_t splits, const float* part_o,
+                                                         const float* part_lse, int64_t rows, int64_t row0,
+                                                         int n_rows, T* o, float* lse) {
+  __shared__ int s_last;
+  __threadfence();  // release: this thread's partial writes are visible device-wide ...
+  __syncthreads();  // ... before thread 0 counts the block in
+  if (threadIdx.x == 0) {
+    const uint32_t arrived = atomicAdd(arrival, 1u) + 1u;
+    const int last = arrived == static_cast<uint32_t>(splits) ? 1 : 0;
+    if (last) *arrival = 0u;  // every split is in: no block of this launch touches it again
+    __threadfence();          // acquire: the partials are read after the arrivals
+    s_last = last;
+  }
+  __syncthreads();
+  if (!s_last) return;
+  constexpr int kVec = 4;  // channels per item: float4 loads of the partials
+  static_assert(D % kVec == 0, "whole float4 items");
+  const int items = n_rows * (D / kVec);
+  for (int it = threadIdx.x; it < items; it += blockDim.x) {
+    const int h = it / (D / kVec), d = (it % (D / kVec)) * kVec;
+    const int64_t row = row0 + h;
+    float out[kVec], row_lse;
+    merge_split_partials<kVec>(part_o + row * D + d, rows * D, part_lse + row, rows, splits, out, &row_lse);
+    T* dst = o + row * D + d;
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) store_scalar(dst + j, out[j]);
+    if (lse && d == 0) lse[row] = row_lse;
+  }
+}
+
 }  // namespace kv::cuda

@@ -190,38 +190,11 @@ __device__ __forceinline__ void stage_page_list(const PagedDecodeParams& p, int3
   }
 }
 
-// Split-KV epilogue: every thread of the block calls it, last, after writing its share of the
-// block's partial state (rows [row0, row0 + n_rows) of split blockIdx.x). The last of the
-// p.splits blocks of this block row (blockIdx.y) to arrive merges every split's partials of
-// those rows into a.o (dtype T) and a.lse, and resets the row's arrival counter to zero for the
-// stream's next launch; the others return. So split-KV needs no second (merge) launch.
+// Split-KV epilogue (attention_state.cuh): the last split block of this block row merges.
 template <typename T, int D>
 __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p, int64_t row0, int n_rows) {
-  __shared__ int s_last;
-  __threadfence();  // release: this thread's partial writes are visible device-wide ...
-  __syncthreads();  // ... before thread 0 counts the block in
-  if (threadIdx.x == 0) {
-    const uint32_t arrived = atomicAdd(p.arrivals + blockIdx.y, 1u) + 1u;
-    const int last = arrived == static_cast<uint32_t>(p.splits) ? 1 : 0;
-    if (last) p.arrivals[blockIdx.y] = 0u;  // every split is in: no block of this launch touches it again
-    __threadfence();                        // acquire: the partials are read after the arrivals
-    s_last = last;
-  }
-  __syncthreads();
-  if (!s_last) return;
-  constexpr int kVec = 4;  // channels per item: float4 loads of the partials
-  static_assert(D % kVec == 0, "whole float4 items");
-  const int items = n_rows * (D / kVec);
-  for (int it = threadIdx.x; it < items; it += blockDim.x) {
-    const int h = it / (D / kVec), d = (it % (D / kVec)) * kVec;
-    const int64_t row = row0 + h;
-    float out[kVec], lse;
-    merge_split_partials<kVec>(p.part_o + row * D + d, p.rows * D, p.part_lse + row, p.rows, p.splits, out, &lse);
-    T* o = static_cast<T*>(p.a.o) + row * D + d;
-#pragma unroll
-    for (int j = 0; j < kVec; ++j) store_scalar(o + j, out[j]);
-    if (p.a.lse && d == 0) p.a.lse[row] = lse;
-  }
+  merge_split_rows_if_last<T, D>(p.arrivals + blockIdx.y, p.splits, p.part_o, p.part_lse, p.rows, row0, n_rows,
+                                 static_cast<T*>(p.a.o), p.a.lse);
 }
 
 // cp.async (sm_80+): a global -> shared copy that holds no register while in flight; with

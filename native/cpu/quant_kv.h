@@ -1,0 +1,15 @@
+// CPU backend of the quantized-KV operations (kv_quant_pack/unpack/decode_async): the reference
+// semantics of the CUDA kernels. Arguments arrive validated by core/api_quant_kv.cc except what
+// only the data can tell (page and block ids, counts, kv_lens, selections): those are checked
+// here before anything is written, and fail the call.
+#pragma once
+
+#include "core/quant_args.h"
+
+namespace kv::cpu {
+
+void quant_pack(const QuantPackArgs& args);
+void quant_unpack(const QuantUnpackArgs& args);
+void quant_decode(const QuantDecodeArgs& args);
+
+}  // namespace kv::cpu
