@@ -62,6 +62,11 @@
 #                 (full), _CLIENTS (256), _SECONDS (120), _PROMPT_TOKENS (1024), _MAX_TOKENS (256),
 #                 _MAX_BATCH (256), _KV_BUDGET (90GiB), _VOCAB (128256); the whole step is capped
 #                 at 400 s.
+#        quant  - the quantized KV kernels (Kitty, KIVI-2; issue 8): their CUDA gtests against the
+#                 CPU and the double reference, then the decode benchmark against the bf16 paged
+#                 decode and the read roofline (kvasir_bench_quant_decode) -> quant-decode.json.
+#                 Knobs (env): KVASIR_QUANT_BENCH_ARGS (default: batch 1 8 32 64 x ctx 8K 32K 128K,
+#                 every format), KVASIR_QUANT_GTEST_FILTER.
 # KVASIR_BENCH_ARGS adds arguments to the benchmark (e.g. "--op merge_states").
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -88,7 +93,7 @@ pack() {
   local stage="$BUNDLE_DIR/stage"
   rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/lib"
   cp "$KV_BUILD_DIR/libkvasir.so" "$KV_BUILD_DIR/tests-native/kvasir_tests" \
-     "$KV_BUILD_DIR/tests-native/kvasir_bench_ops" "$KV_BUILD_DIR"/tests-native/kvasir_bench_paged_{decode,prefill,quest} \
+     "$KV_BUILD_DIR/tests-native/kvasir_bench_ops" "$KV_BUILD_DIR"/tests-native/kvasir_bench_paged_{decode,prefill,quest} "$KV_BUILD_DIR/tests-native/kvasir_bench_quant_decode" \
      "$stage/bin/"
   strip --strip-unneeded "$stage"/bin/*
   ((native_only)) || pack_java "$stage"
@@ -98,7 +103,7 @@ pack() {
   rm -f "$BUNDLE"
   # bin/libkvasir.so and the kvasir-native jar (which holds the same bytes, stored) go first and
   # next to each other, so xz's window sees both; then everything else.
-  (cd "$stage" && { ls bin/libkvasir.so lib/kvasir-native-*.jar 2>/dev/null
+  (cd "$stage" && { ls bin/libkvasir.so lib/kvasir-native-*.jar 2>/dev/null || true
                     find . -mindepth 1 ! -type d | sed 's|^\./||' | grep -v -e '^bin/libkvasir\.so$' -e '^lib/kvasir-native-'
                   } > "$BUNDLE_DIR/files.txt")
   kv_step pack env XZ_OPT='-9 -T1' tar -C "$stage" -cJf "$BUNDLE" --no-recursion -T "$BUNDLE_DIR/files.txt"
@@ -221,6 +226,8 @@ remote() {
         bench6 "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       serveload)
         serveload "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
+      quant)
+        quant_step "$root" "$out" >> "$log" 2>&1 || rc=$? ;;
       *)
         echo "unknown step $step" >> "$log"; rc=2 ;;
     esac
@@ -583,6 +590,17 @@ serveload() {
   for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
   kill -0 "$pid" 2>/dev/null && { echo "the server outlived its shutdown"; kill -9 "$pid"; rc=1; }
   wait "$pid" 2>/dev/null
+  return $rc
+}
+
+# The quantized KV kernels: CUDA gtests, then the decode benchmark (each part time-capped).
+quant_step() {
+  local root=$1 out=$2 rc=0
+  timeout 200 "$root/bin/kvasir_tests" --gtest_brief=1 \
+    --gtest_filter="${KVASIR_QUANT_GTEST_FILTER:-*Quant*cuda*:*PagedDecode*32768*cuda*}" || rc=1
+  # shellcheck disable=SC2086
+  timeout 240 "$root/bin/kvasir_bench_quant_decode" --backend cuda --reps 20 --max-seconds 0.5 \
+    ${KVASIR_QUANT_BENCH_ARGS:-} --json "$out/$KVASIR_DATE-quant-decode.json" | grep -v '^{' || rc=1
   return $rc
 }
 
