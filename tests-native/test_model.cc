@@ -747,6 +747,89 @@ TEST_P(ModelPagedTest, BadPagedStepsAreRefusedByName) {
   kv_kv_cache_free(cache);
 }
 
+// A quantized cache (Kitty's layout: a 32-token sink, groups of 128 tokens packed once they are
+// older than the newest 128): sequence A quantizes on that schedule; sequence B has the same
+// tokens in pages only, and after each step that packs A's groups, A's blocks are unpacked into
+// B's pages (kv_paged_cache_unpack_blocks). From then on both attend the same dequantized values
+// (B through the plain paged path), so their logits agree: bit for bit on the CPU in fp32, within
+// the bf16 bounds otherwise. Sequence C keeps the original tokens' K and V and must come out
+// different, or the quantization was not applied.
+TEST_P(ModelPagedTest, QuantizedCacheAttendsTheDequantizedGroups) {
+  if (backend() == KV_BACKEND_CUDA && dtype() == KV_DTYPE_F32) GTEST_SKIP() << "quantized caches on CUDA are bf16";
+  kv_model_config c = gqa_config(dtype());
+  c.max_positions = 1024;
+  const uint64_t seed = seed_for("quantized_cache_step");
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  TinyModel m(c, 11, 1, 16, backend());
+  const int32_t P = 16, G = 128, sink = 32, L = 620;
+  const kv_quant_format fmt{G, c.head_dim, c.head_dim / 4, 0};
+  const int32_t stride = (L + P - 1) / P + 1, blocks_cap = 8;
+  kv_kv_cache_t cache = nullptr;
+  KVT_CHECK(kv_paged_cache_init_quant(m.model, 3 * stride + 2, P, 0, &fmt, sink, 2 * blocks_cap, &cache));
+  std::vector<int32_t> perm(3 * stride + 2);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  std::vector<int32_t> tables(perm.begin(), perm.begin() + 3 * stride);  // A, B, C rows
+  std::vector<int32_t> qblocks = {9, 2, 14, 5, 0, 11, 7, 3};             // A's groups
+  const std::vector<int32_t> tokens = random_tokens(rng, L, c.vocab_size);
+  int32_t len = 0, packed = 0;
+  bool differs_from_c = false;
+  const std::vector<int32_t> chunks = {300, 200};
+  for (int round = 0; len < L; ++round) {
+    const int32_t n = round < static_cast<int>(chunks.size()) ? chunks[round] : 1;
+    const int32_t end = len + n;
+    const int32_t after = std::max(packed, std::max(0, (end - sink) / G - 1));
+    std::vector<int32_t> start(3, len), num(3, n), toks;
+    for (int i = 0; i < 3; ++i) toks.insert(toks.end(), tokens.begin() + len, tokens.begin() + end);
+    std::vector<int32_t> qtab(3 * blocks_cap, 0), before = {packed, 0, 0}, aft = {after, 0, 0};
+    std::copy(qblocks.begin(), qblocks.end(), qtab.begin());
+    std::vector<float> logits(static_cast<size_t>(3) * c.vocab_size, std::nanf(""));
+    KVT_CHECK(kv_model_step_paged_quant(m.model, cache, 3, tables.data(), stride, start.data(), num.data(), toks.data(),
+                                        nullptr, qtab.data(), blocks_cap, before.data(), aft.data(), nullptr, nullptr,
+                                        nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, logits.data()));
+    for (float v : logits) ASSERT_FALSE(std::isnan(v)) << "round " << round << ": a logit was not written";
+    const float* la = logits.data();
+    const float* lb = logits.data() + c.vocab_size;
+    const float* lc = logits.data() + 2 * c.vocab_size;
+    const std::string what = "round " + std::to_string(round) + " (len " + std::to_string(end) + ", " +
+                             std::to_string(packed) + " groups quantized before it)";
+    if (exact() && dtype() == KV_DTYPE_F32) {
+      EXPECT_EQ(0, std::memcmp(la, lb, c.vocab_size * sizeof(float))) << what << ": A and B differ";
+    } else {
+      const double tol = tolerance(lb, c.vocab_size);
+      double worst = 0;
+      for (int v = 0; v < c.vocab_size; ++v) worst = std::max(worst, static_cast<double>(std::fabs(la[v] - lb[v])));
+      EXPECT_LE(worst, tol) << what << ": A against B";
+    }
+    if (packed > 0) {
+      double worst_c = 0;
+      for (int v = 0; v < c.vocab_size; ++v) worst_c = std::max(worst_c, static_cast<double>(std::fabs(la[v] - lc[v])));
+      differs_from_c |= worst_c > tolerance(lc, c.vocab_size);
+    }
+    // A's newly packed groups, unpacked into B's pages of the same tokens.
+    if (after > packed) {
+      std::vector<int32_t> blks(qblocks.begin() + packed, qblocks.begin() + after), pages;
+      for (int32_t g = packed; g < after; ++g)
+        for (int32_t i = 0; i < G / P; ++i) pages.push_back(tables[stride + (sink + g * G) / P + i]);
+      KVT_CHECK(kv_paged_cache_unpack_blocks(cache, blks.data(), pages.data(), static_cast<int32_t>(blks.size())));
+    }
+    packed = after;
+    len = end;
+  }
+  EXPECT_GE(packed, 3);
+  EXPECT_TRUE(differs_from_c) << "the quantized sequence attends exactly what the unquantized one does";
+  // Refusals name the problem.
+  std::vector<int32_t> qtab(blocks_cap, 0), before = {0}, aft = {5};
+  const int32_t start = 0, one = 1, tok = 1;
+  EXPECT_NE(kv_model_step_paged_quant(m.model, cache, 1, tables.data(), stride, &start, &one, &tok, nullptr, qtab.data(),
+                                      blocks_cap, before.data(), aft.data(), nullptr, nullptr, nullptr, nullptr, nullptr,
+                                      nullptr, nullptr, nullptr, nullptr),
+            KV_STATUS_OK);
+  EXPECT_NE(last_error().find("packing 5 groups"), std::string::npos) << last_error();
+  kv_kv_cache_free(cache);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ModelPagedTest, ::testing::ValuesIn(model_params()), model_param_name);
 
 TEST(Model, ConfigAndWeightErrorsNameTheProblem) {

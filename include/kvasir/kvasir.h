@@ -735,6 +735,46 @@ KV_API kv_status kv_model_step_paged(kv_model_t model, kv_kv_cache_t cache, int3
                                      const uint64_t* request_id, int32_t* sampled, float* logits);
 
 /**
+ * A paged cache whose older tokens are kept in quantized blocks (Kitty, KIVI-2): the bf16 pages
+ * of kv_paged_cache_init plus num_blocks blocks of the format ([layers][blocks][kv_heads]
+ * [kv_quant_block_layout bytes]). A sequence keeps tokens [0, sink_tokens) and its newest tokens in
+ * pages and the groups of format.group_tokens tokens between them in blocks (kv_quant_kv). Both
+ * sink_tokens and group_tokens are multiples of page_tokens; format.head_dim is the model's. CUDA:
+ * bf16 models, group_tokens 128. kv_kv_cache_bytes counts the blocks too.
+ */
+KV_API kv_status kv_paged_cache_init_quant(kv_model_t model, int32_t num_pages, int32_t page_tokens,
+                                           int32_t key_summaries, const kv_quant_format* format,
+                                           int32_t sink_tokens, int32_t num_blocks, kv_kv_cache_t* out);
+
+/**
+ * Dequantizes blocks of a quantized cache back into its pages, every layer (x = code * scale + min,
+ * rounded to the model dtype): block blocks[i] goes to the G/P pages pages[i * (G/P) + p]
+ * (host arrays). For tools and tests; a sequence whose groups are unpacked may step as bf16 again.
+ */
+KV_API kv_status kv_paged_cache_unpack_blocks(kv_kv_cache_t cache, const int32_t* blocks, const int32_t* pages,
+                                              int32_t num_blocks);
+
+/**
+ * kv_model_step_paged over a quantized cache. Sequence s's first quant_before[s] groups are in
+ * blocks quant_blocks[s * quant_stride + j] (they hold tokens before start_pos[s]; their pages
+ * are neither read nor validated), and after attending the step packs groups
+ * [quant_before[s], quant_after[s]) from their pages (still valid in this step) into the blocks
+ * the table names (distinct, and no other sequence's); sink + quant_after * G <= start_pos + num_new.
+ * The caller frees the packed pages afterwards. Decode tokens attend with kv_quant_decode_async;
+ * prefill chunks attend a bf16 copy of the dequantized prefix. Other arguments as in
+ * kv_model_step_paged (policy: KV_SELECTION_ALL only).
+ */
+KV_API kv_status kv_model_step_paged_quant(kv_model_t model, kv_kv_cache_t cache, int32_t num_seqs,
+                                           const int32_t* page_tables, int32_t table_stride, const int32_t* start_pos,
+                                           const int32_t* num_new, const int32_t* token_ids,
+                                           const kv_step_policy* policy, const int32_t* quant_blocks,
+                                           int32_t quant_stride, const int32_t* quant_before,
+                                           const int32_t* quant_after, const float* temperature,
+                                           const int32_t* top_k, const float* top_p, const float* min_p,
+                                           const float* repetition_penalty, const uint64_t* seed,
+                                           const uint64_t* request_id, int32_t* sampled, float* logits);
+
+/**
  * A tuning or diagnostic option of a model, by name (an unknown name or value is refused):
  *   "cuda_graphs"    1 (default): decode steps of a CUDA model replay a CUDA graph captured the
  *                    second time a batch shape is seen; 0: every step launches its kernels.

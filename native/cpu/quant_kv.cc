@@ -398,6 +398,10 @@ void quant_unpack(const QuantUnpackArgs& a) {
   });
 }
 
+void quant_dequantize_head(const QuantKv& q, int64_t block, int32_t head, float* k, float* v) {
+  unpack_head(block_bytes(q, block, head), q.group_tokens, q.head_dim, q.boost_channels, q.layout, k, v);
+}
+
 void quant_decode(const QuantDecodeArgs& a) {
   validate_decode(a);
   if (a.dtype == KV_DTYPE_BF16) decode_typed<uint16_t>(a);

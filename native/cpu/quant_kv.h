@@ -11,5 +11,7 @@ namespace kv::cpu {
 void quant_pack(const QuantPackArgs& args);
 void quant_unpack(const QuantUnpackArgs& args);
 void quant_decode(const QuantDecodeArgs& args);
+// Dequantizes (block, head) of q into k and v [G][D] fp32 (the values decode attends).
+void quant_dequantize_head(const quant::QuantKv& q, int64_t block, int32_t head, float* k, float* v);
 
 }  // namespace kv::cpu

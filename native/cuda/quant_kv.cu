@@ -37,6 +37,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <vector>
 
@@ -274,9 +276,6 @@ __global__ void __launch_bounds__(kPackThreads) quant_unpack_kernel(QuantUnpackA
 
 // ----------------------------------------------------------------------------- decode
 
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * 32;
-constexpr int kStages = 2;
 constexpr int kG = 128;         // tokens per quantized block (the kernel's unrolled m-tiles)
 constexpr int kHeads = 8;       // query heads per block (the MMA's n)
 constexpr int kSegTokens = 16;  // tokens per bf16 segment
@@ -284,8 +283,11 @@ constexpr int kUnitsPerBlock = kG / kSegTokens;  // a quantized segment weighs 8
 constexpr int64_t kMinUnitsPerSplit = 64;        // 1024 tokens: a block per warp at least
 constexpr int kMaxBlocksPerSm = 4;
 
-template <int D, int NBK>
+// W warps per block, ST cp.async stages per warp (the shared memory each warp owns).
+template <int D, int NBK, int W, int ST>
 struct QShape {
+  static constexpr int kWarps = W, kStages = ST, kThreads = W * 32;
+  static constexpr int kQStride = D + 8;  // floats per head row of q_s (fewer bank conflicts)
   static constexpr int kNbp = NBK * 16;
   static constexpr int kBlockBytes = kG * D / 4 + kG * kNbp / 4 + 4 * D + kNbp + kG * D / 4 + 4 * kG;
   static constexpr int kPageBytes = 2 * kSegTokens * D * 2;  // K and V of a bf16 segment
@@ -293,7 +295,7 @@ struct QShape {
   static constexpr int kMergeBytes = kWarps * kHeads * (D + 3) * 4;
   static constexpr int kStagesBytes = kWarps * kStages * kStageBytes;
   static constexpr int kSmemBytes =
-      kHeads * D * 4 + kHeads * D * 2 + (kStagesBytes > kMergeBytes ? kStagesBytes : kMergeBytes);
+      kHeads * kQStride * 4 + kHeads * D * 2 + (kStagesBytes > kMergeBytes ? kStagesBytes : kMergeBytes);
   static_assert(kStageBytes % 16 == 0, "16-byte copies");
 };
 
@@ -420,14 +422,15 @@ __device__ __forceinline__ SeqView sequence_view(const QuantDecodeParams& p, int
   return v;
 }
 
-template <int D, int NBK>
-__global__ void __launch_bounds__(kThreads) quant_decode_kernel(QuantDecodeParams p) {
-  using S = QShape<D, NBK>;
+template <int D, int NBK, int W, int ST>
+__global__ void __launch_bounds__(W * 32, W == 8 ? 2 : 1) quant_decode_kernel(QuantDecodeParams p) {
+  using S = QShape<D, NBK, W, ST>;
+  constexpr int kWarps = W, kStages = ST, kThreads = W * 32, kQs = S::kQStride;
   constexpr int kKSteps = D / 16;  // k-steps of the key MMA, m-tiles of the value MMA
   constexpr int kMt = kG / 16;     // m-tiles of the key MMA, k-steps of the value MMA
   extern __shared__ float4 smem4[];
-  float* q_s = reinterpret_cast<float*>(smem4);                              // [8][D] q * sm_scale * log2(e)
-  uint16_t* q_b = reinterpret_cast<uint16_t*>(q_s + kHeads * D);             // [8][D] q as bf16
+  float* q_s = reinterpret_cast<float*>(smem4);                              // [8][kQs] q * sm_scale * log2(e)
+  uint16_t* q_b = reinterpret_cast<uint16_t*>(q_s + kHeads * kQs);           // [8][D] q as bf16
   uint8_t* stages = reinterpret_cast<uint8_t*>(q_b + kHeads * D);            // [warps][stages][stage bytes]
   const QuantDecodeArgs& a = p.a;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -442,7 +445,7 @@ __global__ void __launch_bounds__(kThreads) quant_decode_kernel(QuantDecodeParam
     const int n = i / D;
     const uint16_t raw = n < nh ? static_cast<const uint16_t*>(a.q)[(row0 + n) * D + i % D] : 0;
     q_b[i] = raw;
-    q_s[i] = bf16_bits_to_float(raw) * p.scale_log2;
+    q_s[n * kQs + i % D] = bf16_bits_to_float(raw) * p.scale_log2;
   }
   const SeqView sv = sequence_view(p, b, h, threadIdx.x == 0 && blockIdx.x == 0 && tile == 0);
   // This split's units: quantized segment i is units [8i, 8i + 8), bf16 segment k unit 8 n_quant + k.
@@ -457,6 +460,11 @@ __global__ void __launch_bounds__(kThreads) quant_decode_kernel(QuantDecodeParam
   const int32_t n_q = q_end - q_begin, n_seg = n_q + (b_end - b_begin);
   __syncthreads();
 
+  // max |q * sm_scale * log2(e)| over the tile: with the block's largest key scale it bounds Q'.
+  float qmax = 0.f;
+  for (int i = lane; i < kHeads * D; i += 32) qmax = fmaxf(qmax, fabsf(q_s[(i / D) * kQs + i % D]));
+#pragma unroll
+  for (int sh = 16; sh >= 1; sh >>= 1) qmax = fmaxf(qmax, __shfl_xor_sync(0xffffffffu, qmax, sh));
   uint8_t* my_stages = stages + warp * kStages * S::kStageBytes;
   const int32_t P = a.kv.page_tokens;
   const uint16_t* k_pages = static_cast<const uint16_t*>(a.kv.k);
@@ -568,56 +576,63 @@ __global__ void __launch_bounds__(kThreads) quant_decode_kernel(QuantDecodeParam
   auto compute_quant = [&](const uint8_t* sb) {
     const uint16_t* k_scale = reinterpret_cast<const uint16_t*>(sb + p.off_k_scale);
     const uint16_t* k_min = reinterpret_cast<const uint16_t*>(sb + p.off_k_min);
-    const float* qh = q_s + nb_head * D;
-    // Q' of the lane's channels (B fragments) and its part of q . min.
-    float f[kKSteps][4];
-    float amax = 0.f, cmin = 0.f;
+    const float* qh = q_s + nb_head * kQs;
+    // Power-of-two scaling of Q' = q * k_scale (times 4 for the high plane): from the bound
+    // 4 * max|q| * max k_scale into [2^14, 2^15), so fp16 neither overflows nor loses the small
+    // scales. The lanes of a quad read every channel's scale between them.
+    float kmax = 0.f;
+#pragma unroll
+    for (int ks = 0; ks < kKSteps; ++ks)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const uint32_t sc = *reinterpret_cast<const uint32_t*>(k_scale + ks * 16 + h0 + half * 8);
+        kmax = fmaxf(kmax, fmaxf(quant::half_to_float(static_cast<uint16_t>(sc & 0xffffu)),
+                                 quant::half_to_float(static_cast<uint16_t>(sc >> 16))));
+      }
+    kmax = fmaxf(kmax, __shfl_xor_sync(0xffffffffu, kmax, 1));
+    kmax = fmaxf(kmax, __shfl_xor_sync(0xffffffffu, kmax, 2));
+    const float bound = 4.f * qmax * kmax;
+    int ex = 0;
+    if (bound > 0.f && bound < __int_as_float(0x7f800000)) ex = ((__float_as_int(bound) >> 23) & 0xff) - 127;
+    ex = max(-100, min(100, ex));
+    const float mult = __int_as_float((127 + 14 - ex) << 23), inv_mult = __int_as_float((127 - 14 + ex) << 23);
+    // B fragments of Q' (channel pairs (c, c + 1): one 32-bit load of the fp16 scales and mins,
+    // one 64-bit load of q) and the lane's part of q . min.
+    uint32_t bq[kKSteps][2];
+    float cmin = 0.f;
 #pragma unroll
     for (int ks = 0; ks < kKSteps; ++ks) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int ch = ks * 16 + h0 + (e & 1) + (e >> 1) * 8;
-        f[ks][e] = qh[ch] * quant::half_to_float(k_scale[ch]);
-        cmin = fmaf(qh[ch], quant::half_to_float(k_min[ch]), cmin);
-        amax = fmaxf(amax, fabsf(f[ks][e]));
+      for (int half = 0; half < 2; ++half) {
+        const int ch = ks * 16 + h0 + half * 8;
+        const uint32_t sc = *reinterpret_cast<const uint32_t*>(k_scale + ch);
+        const uint32_t mn = *reinterpret_cast<const uint32_t*>(k_min + ch);
+        const float2 qq = *reinterpret_cast<const float2*>(qh + ch);
+        const float s0 = quant::half_to_float(static_cast<uint16_t>(sc & 0xffffu));
+        const float s1 = quant::half_to_float(static_cast<uint16_t>(sc >> 16));
+        const float m0 = quant::half_to_float(static_cast<uint16_t>(mn & 0xffffu));
+        const float m1 = quant::half_to_float(static_cast<uint16_t>(mn >> 16));
+        bq[ks][half] = pack_f16x2(qq.x * s0 * mult, qq.y * s1 * mult);
+        cmin = fmaf(qq.x, m0, fmaf(qq.y, m1, cmin));
       }
     }
-    float fh[NBK > 0 ? NBK : 1][4];
+    uint32_t bh[NBK > 0 ? NBK : 1][2];
     if constexpr (NBK > 0) {
       const uint8_t* boost = sb + p.off_boost;
 #pragma unroll
       for (int hk = 0; hk < NBK; ++hk) {
+        float fh[4];
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const uint8_t ch = boost[hk * 16 + h0 + (e & 1) + (e >> 1) * 8];
-          fh[hk][e] = ch < D ? 4.f * qh[ch] * quant::half_to_float(k_scale[ch]) : 0.f;
-          amax = fmaxf(amax, fabsf(fh[hk][e]));
+          fh[e] = ch < D ? 4.f * qh[ch] * quant::half_to_float(k_scale[ch]) * mult : 0.f;
         }
+        bh[hk][0] = pack_f16x2(fh[0], fh[1]);
+        bh[hk][1] = pack_f16x2(fh[2], fh[3]);
       }
     }
-#pragma unroll
-    for (int sh = 16; sh >= 1; sh >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, sh));
     cmin += __shfl_xor_sync(0xffffffffu, cmin, 1);
     cmin += __shfl_xor_sync(0xffffffffu, cmin, 2);
-    // Power-of-two scaling of Q': its largest entry into [2^14, 2^15).
-    int ex = 0;
-    if (amax > 0.f && amax < __int_as_float(0x7f800000)) ex = ((__float_as_int(amax) >> 23) & 0xff) - 127;
-    ex = max(-100, min(100, ex));
-    const float mult = __int_as_float((127 + 14 - ex) << 23), inv_mult = __int_as_float((127 - 14 + ex) << 23);
-    uint32_t bq[kKSteps][2];
-#pragma unroll
-    for (int ks = 0; ks < kKSteps; ++ks) {
-      bq[ks][0] = pack_f16x2(f[ks][0] * mult, f[ks][1] * mult);
-      bq[ks][1] = pack_f16x2(f[ks][2] * mult, f[ks][3] * mult);
-    }
-    uint32_t bh[NBK > 0 ? NBK : 1][2];
-    if constexpr (NBK > 0) {
-#pragma unroll
-      for (int hk = 0; hk < NBK; ++hk) {
-        bh[hk][0] = pack_f16x2(fh[hk][0] * mult, fh[hk][1] * mult);
-        bh[hk][1] = pack_f16x2(fh[hk][2] * mult, fh[hk][3] * mult);
-      }
-    }
     const float c0 = __shfl_sync(0xffffffffu, cmin, h0 * 4), c1 = __shfl_sync(0xffffffffu, cmin, (h0 + 1) * 4);
     // S^T = codes x Q'^T.
     float s[kMt][4];
@@ -823,22 +838,44 @@ struct DecodeKernel {
   void (*fn)(QuantDecodeParams);
   int smem_bytes;
   int block_bytes;  // the constexpr layout size the kernel was built for
+  int threads;
 };
 
-template <int D, int NBK>
+template <int D, int NBK, int W, int ST>
 DecodeKernel kernel_of() {
-  using S = QShape<D, NBK>;
-  return {quant_decode_kernel<D, NBK>, S::kSmemBytes, S::kBlockBytes};
+  using S = QShape<D, NBK, W, ST>;
+  return {quant_decode_kernel<D, NBK, W, ST>, S::kSmemBytes, S::kBlockBytes, S::kThreads};
+}
+
+// The block shape: KVASIR_QUANT_DECODE_KERNEL = w4s2 (4 warps, 2 stages each), w4s1 or w8s1
+// (benchmarks compare them; unset: the default below).
+int kernel_shape() {
+  const char* env = std::getenv("KVASIR_QUANT_DECODE_KERNEL");
+  if (env == nullptr || *env == '\0' || std::strcmp(env, "auto") == 0) return 0;
+  if (std::strcmp(env, "w4s2") == 0) return 0;
+  if (std::strcmp(env, "w4s1") == 0) return 1;
+  if (std::strcmp(env, "w8s1") == 0) return 2;
+  fail(KV_STATUS_INVALID_ARGUMENT, "KVASIR_QUANT_DECODE_KERNEL=", env, " must be auto, w4s2, w4s1 or w8s1");
+}
+
+template <int D, int NBK>
+DecodeKernel kernel_dn(int shape) {
+  switch (shape) {
+    case 1: return kernel_of<D, NBK, 4, 1>();
+    case 2: return kernel_of<D, NBK, 8, 1>();
+    default: return kernel_of<D, NBK, 4, 2>();
+  }
 }
 
 bool kernel_for(int32_t D, int32_t nbp, DecodeKernel* out) {
+  const int shape = kernel_shape();
   switch (D * 1000 + nbp) {
-    case 128000: *out = kernel_of<128, 0>(); return true;
-    case 128016: *out = kernel_of<128, 1>(); return true;
-    case 128032: *out = kernel_of<128, 2>(); return true;
-    case 64000: *out = kernel_of<64, 0>(); return true;
-    case 64016: *out = kernel_of<64, 1>(); return true;
-    case 64032: *out = kernel_of<64, 2>(); return true;
+    case 128000: *out = kernel_dn<128, 0>(shape); return true;
+    case 128016: *out = kernel_dn<128, 1>(shape); return true;
+    case 128032: *out = kernel_dn<128, 2>(shape); return true;
+    case 64000: *out = kernel_dn<64, 0>(shape); return true;
+    case 64016: *out = kernel_dn<64, 1>(shape); return true;
+    case 64032: *out = kernel_dn<64, 2>(shape); return true;
     default: return false;
   }
 }
@@ -860,7 +897,7 @@ int prepare_kernel(int32_t device, const DecodeKernel& kernel) {
       cudaFuncSetAttribute(kernel.fn, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
   KV_CUDA_CHECK(cudaFuncSetAttribute(kernel.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, kernel.smem_bytes));
   int resident = 0;
-  KV_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel.fn, kThreads, kernel.smem_bytes));
+  KV_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel.fn, kernel.threads, kernel.smem_bytes));
   resident = std::max(1, std::min(resident, kMaxBlocksPerSm));
   std::lock_guard<std::mutex> lock(mu);
   cache.push_back({kernel.fn, device, resident});
@@ -969,7 +1006,7 @@ void quant_decode(Stream* s, const QuantDecodeArgs& a) {
   p.block_bytes = static_cast<uint32_t>(L.bytes);
   p.err = s->error_record;
   dim3 grid(static_cast<unsigned>(p.splits), static_cast<unsigned>(grid_y));
-  kernel.fn<<<grid, kThreads, kernel.smem_bytes, s->stream>>>(p);
+  kernel.fn<<<grid, kernel.threads, kernel.smem_bytes, s->stream>>>(p);
   KV_CUDA_CHECK_LAUNCH();
 }
 

@@ -11,6 +11,8 @@
 #include "core/handles.h"
 #include "cpu/bf16.h"
 #include "cpu/parallel.h"
+#include "core/quant_args.h"
+#include "cpu/quant_kv.h"
 #include "model/model_impl.h"
 #include "model/philox.h"
 #include "model/rope.h"
@@ -456,6 +458,7 @@ void kv_kv_cache_free(kv_kv_cache_t cache) {
   kv::mem_release(m->backend, m->device, KV_MEM_DEVICE, cache->k, cache->kv_bytes);
   kv::mem_release(m->backend, m->device, KV_MEM_DEVICE, cache->v, cache->kv_bytes);
   kv::mem_release(m->backend, m->device, KV_MEM_DEVICE, cache->summaries, cache->summary_bytes);
+  kv::mem_release(m->backend, m->device, KV_MEM_DEVICE, cache->qblocks, cache->qblock_bytes);
 #ifdef KV_WITH_CUDA
   if (m->cuda) kv::model::cuda::forget_cache(m->cuda, cache->serial);
   kv::model::cuda::free_history(m->cuda, cache->device_history);
@@ -465,7 +468,9 @@ void kv_kv_cache_free(kv_kv_cache_t cache) {
   if (m->released && m->live_caches == 0) kv::model::free_model(m);
 }
 
-uint64_t kv_kv_cache_bytes(kv_kv_cache_t cache) { return cache ? 2 * cache->kv_bytes + cache->summary_bytes : 0; }
+uint64_t kv_kv_cache_bytes(kv_kv_cache_t cache) {
+  return cache ? 2 * cache->kv_bytes + cache->summary_bytes + cache->qblock_bytes : 0;
+}
 
 }  // extern "C"
 
@@ -627,6 +632,104 @@ kv_status kv_paged_cache_init(kv_model_t model, int32_t num_pages, int32_t page_
   KV_API_END
 }
 
+kv_status kv_paged_cache_init_quant(kv_model_t model, int32_t num_pages, int32_t page_tokens, int32_t key_summaries,
+                                    const kv_quant_format* format, int32_t sink_tokens, int32_t num_blocks,
+                                    kv_kv_cache_t* out) {
+  KV_API_BEGIN
+  KV_REQUIRE_NOT_NULL(out);
+  *out = nullptr;
+  KV_REQUIRE_NOT_NULL(model);
+  const kv::quant::Layout layout = kv::check_quant_format(format);
+  const kv_model_config& c = model->cfg;
+  KV_REQUIRE(format->head_dim == c.head_dim, "format.head_dim=", format->head_dim, " is not the model's head_dim=",
+             c.head_dim);
+  KV_REQUIRE(page_tokens >= 1 && format->group_tokens % page_tokens == 0, "format.group_tokens=",
+             format->group_tokens, " must be a multiple of page_tokens=", page_tokens);
+  KV_REQUIRE(sink_tokens >= 0 && sink_tokens % page_tokens == 0, "sink_tokens=", sink_tokens,
+             " must be a non-negative multiple of page_tokens=", page_tokens);
+  KV_REQUIRE(num_blocks > 0, "num_blocks=", num_blocks, " must be > 0");
+  if (model->backend == KV_BACKEND_CUDA) {
+    KV_REQUIRE(model->wdtype == KV_DTYPE_BF16, "quantized caches on CUDA need a bf16 model (this one is fp32)");
+    KV_REQUIRE(format->group_tokens == 128, "quantized caches on CUDA need format.group_tokens = 128, not ",
+               format->group_tokens);
+  }
+  const uint64_t bytes = static_cast<uint64_t>(c.num_layers) * num_blocks * c.num_kv_heads * layout.bytes;
+  kv_kv_cache_t cache = nullptr;
+  const kv_status st = kv_paged_cache_init(model, num_pages, page_tokens, key_summaries, &cache);
+  if (st != KV_STATUS_OK) return st;
+  try {
+    cache->qblocks = kv::mem_allocate(model->backend, model->device, KV_MEM_DEVICE, bytes);
+  } catch (...) {
+    kv_kv_cache_free(cache);
+    throw;
+  }
+  cache->qblock_bytes = bytes;
+  cache->num_qblocks = num_blocks;
+  cache->qsink = sink_tokens;
+  cache->qformat = *format;
+  cache->qlayout = layout;
+  cache->model_kv_heads = c.num_kv_heads;
+  *out = cache;
+  KV_API_END
+}
+
+kv_status kv_paged_cache_unpack_blocks(kv_kv_cache_t cache, const int32_t* blocks, const int32_t* pages,
+                                       int32_t num_blocks) {
+  KV_API_BEGIN
+  KV_REQUIRE_NOT_NULL(cache);
+  KV_REQUIRE(cache->quant(), "cache has no quantized blocks (kv_paged_cache_init_quant)");
+  KV_REQUIRE(num_blocks >= 0, "num_blocks=", num_blocks, " must be >= 0");
+  if (num_blocks == 0) return KV_STATUS_OK;
+  KV_REQUIRE_NOT_NULL(blocks);
+  KV_REQUIRE_NOT_NULL(pages);
+  const int32_t per = cache->qformat.group_tokens / cache->page_tokens;
+  for (int32_t i = 0; i < num_blocks; ++i)
+    KV_REQUIRE(blocks[i] >= 0 && blocks[i] < cache->num_qblocks, "blocks[", i, "]=", blocks[i],
+               " is outside [0, num_blocks = ", cache->num_qblocks, ")");
+  for (int64_t i = 0; i < static_cast<int64_t>(num_blocks) * per; ++i)
+    KV_REQUIRE(pages[i] >= 0 && pages[i] < cache->num_pages, "pages[", i, "]=", pages[i], " is outside [0, num_pages = ",
+               cache->num_pages, ")");
+  kv_model* m = cache->model;
+#ifdef KV_WITH_CUDA
+  if (m->backend == KV_BACKEND_CUDA) {
+    kv::model::cuda::unpack_blocks(*m, *cache, blocks, pages, num_blocks);
+    return KV_STATUS_OK;
+  }
+#endif
+  const kv_model_config& c = m->cfg;
+  const uint64_t esize = m->wdtype == KV_DTYPE_BF16 ? 2 : 4;
+  const int64_t P = cache->page_tokens, H = c.num_kv_heads, D = c.head_dim;
+  for (int32_t l = 0; l < c.num_layers; ++l) {
+    kv::QuantUnpackArgs a;
+    a.dtype = m->wdtype;
+    a.src.blocks = static_cast<char*>(cache->qblocks) + static_cast<size_t>(l * cache->qlayer_bytes());
+    a.src.num_blocks = cache->num_qblocks;
+    a.src.head_stride = static_cast<int64_t>(cache->qlayout.bytes);
+    a.src.block_stride = a.src.head_stride * H;
+    a.src.num_kv_heads = static_cast<int32_t>(H);
+    a.src.sink_tokens = cache->qsink;
+    a.src.group_tokens = cache->qformat.group_tokens;
+    a.src.head_dim = cache->qformat.head_dim;
+    a.src.boost_channels = cache->qformat.boost_channels;
+    a.src.layout = cache->qlayout;
+    a.src_blocks = blocks;
+    a.dst_pages = pages;
+    a.num_jobs = num_blocks;
+    const size_t layer_bytes = static_cast<size_t>(cache->num_pages) * P * H * D * esize;
+    a.dst.k = static_cast<char*>(cache->k) + l * layer_bytes;
+    a.dst.v = static_cast<char*>(cache->v) + l * layer_bytes;
+    a.dst.num_pages = cache->num_pages;
+    a.dst.page_tokens = static_cast<int32_t>(P);
+    a.dst.num_kv_heads = static_cast<int32_t>(H);
+    a.dst.head_dim = static_cast<int32_t>(D);
+    a.dst.page_stride = H * P * D;
+    a.dst.head_stride = P * D;
+    a.dst.token_stride = D;
+    kv::cpu::quant_unpack(a);
+  }
+  KV_API_END
+}
+
 kv_status kv_paged_cache_copy_pages(kv_kv_cache_t cache, const int32_t* src, const int32_t* dst, int32_t num_copies) {
   KV_API_BEGIN
   KV_REQUIRE_NOT_NULL(cache);
@@ -681,15 +784,32 @@ kv_status kv_model_step_paged(kv_model_t model, kv_kv_cache_t cache, int32_t num
                               const int32_t* top_k, const float* top_p, const float* min_p,
                               const float* repetition_penalty, const uint64_t* seed, const uint64_t* request_id,
                               int32_t* sampled, float* logits) {
+  return kv_model_step_paged_quant(model, cache, num_seqs, page_tables, table_stride, start_pos, num_new, token_ids,
+                                   policy, nullptr, 0, nullptr, nullptr, temperature, top_k, top_p, min_p,
+                                   repetition_penalty, seed, request_id, sampled, logits);
+}
+
+kv_status kv_model_step_paged_quant(kv_model_t model, kv_kv_cache_t cache, int32_t num_seqs,
+                                    const int32_t* page_tables, int32_t table_stride, const int32_t* start_pos,
+                                    const int32_t* num_new, const int32_t* token_ids, const kv_step_policy* policy,
+                                    const int32_t* quant_blocks, int32_t quant_stride, const int32_t* quant_before,
+                                    const int32_t* quant_after, const float* temperature, const int32_t* top_k,
+                                    const float* top_p, const float* min_p, const float* repetition_penalty,
+                                    const uint64_t* seed, const uint64_t* request_id, int32_t* sampled,
+                                    float* logits) {
   KV_API_BEGIN
   require_step_handles(model, cache, num_seqs);
   KV_REQUIRE(cache->paged, "cache is a slot cache (kv_kv_cache_init): step it with kv_model_step");
+  const bool quant = quant_blocks != nullptr || quant_before != nullptr || quant_after != nullptr;
+  KV_REQUIRE(!quant || cache->quant(), "quant_blocks given for a cache without quantized blocks "
+             "(create it with kv_paged_cache_init_quant)");
   if (policy) {
     KV_REQUIRE(policy->selection == KV_SELECTION_ALL || policy->selection == KV_SELECTION_QUEST,
                "policy->selection=", policy->selection, " is not KV_SELECTION_ALL or KV_SELECTION_QUEST");
     if (policy->selection == KV_SELECTION_QUEST) {
       KV_REQUIRE(policy->top_k >= 1, "policy->top_k=", policy->top_k, " must be >= 1 for Quest");
       KV_REQUIRE(cache->summaries != nullptr, "Quest needs key summaries: create the cache with key_summaries = 1");
+      KV_REQUIRE(!cache->quant(), "Quest page selection over a quantized cache is not supported yet");
     }
   }
   if (num_seqs == 0) return KV_STATUS_OK;
@@ -698,6 +818,10 @@ kv_status kv_model_step_paged(kv_model_t model, kv_kv_cache_t cache, int32_t num
   KV_REQUIRE_NOT_NULL(num_new);
   KV_REQUIRE_NOT_NULL(token_ids);
   KV_REQUIRE(table_stride >= 1, "table_stride=", table_stride, " must be >= 1");
+  if (quant) {
+    KV_REQUIRE(quant_blocks && quant_before && quant_after, "quant_blocks, quant_before and quant_after go together");
+    KV_REQUIRE(quant_stride >= 1, "quant_stride=", quant_stride, " must be >= 1");
+  }
   kv_status complete = kv_model_check_complete(model);
   if (complete != KV_STATUS_OK) return complete;
   const int32_t P = cache->page_tokens;
@@ -706,16 +830,63 @@ kv_status kv_model_step_paged(kv_model_t model, kv_kv_cache_t cache, int32_t num
   b.table_stride = table_stride;
   b.selection = policy ? policy->selection : KV_SELECTION_ALL;
   b.select_top_k = policy ? policy->top_k : 0;
+  if (quant) {
+    b.quant_blocks = quant_blocks;
+    b.quant_stride = quant_stride;
+    b.quant_before = quant_before;
+    b.quant_after = quant_after;
+  }
   prepare_step(model, cache, num_seqs, start_pos, num_new, token_ids, temperature, top_k, top_p, min_p,
                repetition_penalty, seed, request_id, sampled, logits, "page table's capacity (table_stride * page_tokens)",
                [&](int32_t) { return static_cast<int64_t>(table_stride) * P; }, b);
-  // Every page a sequence reads is in range; a page written in the step belongs to one sequence
-  // alone (a shared page must be copied first).
+  // Quantized groups: in range, packed groups only behind the step's own tokens, blocks
+  // written by the step distinct and in range.
+  const int32_t G = cache->quant() ? cache->qformat.group_tokens : 0, sink = cache->qsink;
+  auto quant_span_end = [&](int32_t s) -> int64_t {  // tokens before it are either sink or quantized
+    return quant ? sink + static_cast<int64_t>(quant_before[s]) * G : 0;
+  };
+  if (quant) {
+    std::set<int32_t> packed;
+    for (int32_t s = 0; s < num_seqs; ++s) {
+      const int64_t end = static_cast<int64_t>(start_pos[s]) + num_new[s];
+      KV_REQUIRE(quant_before[s] >= 0 && quant_before[s] <= quant_after[s], "quant_before[", s, "]=", quant_before[s],
+                 " must be in [0, quant_after[", s, "]=", quant_after[s], "]");
+      KV_REQUIRE(quant_after[s] <= quant_stride, "quant_after[", s, "]=", quant_after[s], " exceeds quant_stride=",
+                 quant_stride);
+      KV_REQUIRE(quant_before[s] == 0 || sink + static_cast<int64_t>(quant_before[s]) * G <= start_pos[s],
+                 "sequence ", s, ": its ", quant_before[s], " quantized groups end at token ",
+                 sink + static_cast<int64_t>(quant_before[s]) * G, ", past start_pos=", start_pos[s],
+                 " (a group is packed after its tokens are written)");
+      KV_REQUIRE(quant_after[s] == 0 || sink + static_cast<int64_t>(quant_after[s]) * G <= end, "sequence ", s,
+                 ": packing ", quant_after[s], " groups needs ", sink + static_cast<int64_t>(quant_after[s]) * G,
+                 " tokens, it has ", end, " after the step");
+      for (int32_t j = 0; j < quant_after[s]; ++j) {
+        const int32_t blk = quant_blocks[static_cast<int64_t>(s) * quant_stride + j];
+        KV_REQUIRE(blk >= 0 && blk < cache->num_qblocks, "quant_blocks[", s, " * ", quant_stride, " + ", j, "]=", blk,
+                   " is outside [0, num_blocks = ", cache->num_qblocks, ")");
+        if (j >= quant_before[s])
+          KV_REQUIRE(packed.insert(blk).second, "block ", blk, " is packed twice in one step (sequence ", s,
+                     ", group ", j, ")");
+      }
+    }
+    for (int32_t s = 0; s < num_seqs; ++s)
+      for (int32_t j = 0; j < quant_before[s]; ++j) {
+        const int32_t blk = quant_blocks[static_cast<int64_t>(s) * quant_stride + j];
+        KV_REQUIRE(packed.count(blk) == 0, "block ", blk, " is read by sequence ", s, " (group ", j,
+                   ") while the step packs into it");
+      }
+  }
+  // Every page a sequence reads is in range (pages of its quantized span are not read); a page
+  // written in the step belongs to one sequence alone (a shared page must be copied first).
+  auto in_quant_span = [&](int32_t s, int64_t j) {
+    return quant && j * P >= sink && j * P < quant_span_end(s);
+  };
   std::set<int32_t> written;
   for (int32_t s = 0; s < num_seqs; ++s) {
     const int64_t end = static_cast<int64_t>(start_pos[s]) + num_new[s];
     const int64_t pages = (end + P - 1) / P;
     for (int64_t j = 0; j < pages; ++j) {
+      if (in_quant_span(s, j)) continue;
       const int32_t page = page_tables[static_cast<int64_t>(s) * table_stride + j];
       KV_REQUIRE(page >= 0 && page < cache->num_pages, "page_tables[", s, " * ", table_stride, " + ", j, "]=", page,
                  " is outside [0, num_pages = ", cache->num_pages, ")");
@@ -726,6 +897,7 @@ kv_status kv_model_step_paged(kv_model_t model, kv_kv_cache_t cache, int32_t num
   }
   for (int32_t s = 0; s < num_seqs; ++s)
     for (int64_t j = 0; j < start_pos[s] / P; ++j) {
+      if (in_quant_span(s, j)) continue;
       const int32_t page = page_tables[static_cast<int64_t>(s) * table_stride + j];
       KV_REQUIRE(written.count(page) == 0, "page ", page, " is read by sequence ", s, " (logical page ", j,
                  ") while another sequence of the step writes it: copy it first (kv_paged_cache_copy_pages)");

@@ -33,6 +33,10 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b);
 // history) in stream order; src and dst were validated by kv_paged_cache_copy_pages.
 void copy_pages(kv_model& m, kv_kv_cache& cache, const int32_t* src, const int32_t* dst, int32_t num_copies);
 
+// Dequantizes blocks of a quantized cache into its pages, every layer (kv_paged_cache_unpack_blocks;
+// validated there), synchronously.
+void unpack_blocks(kv_model& m, kv_kv_cache& cache, const int32_t* blocks, const int32_t* pages, int32_t num_blocks);
+
 // Profiling (kv_model_set_option "profile"): start or stop-and-clear, and the text table.
 void set_profiling(Context* ctx, bool on);
 std::string profile_text(const Context* ctx);

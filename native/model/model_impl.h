@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/quant_kv.h"
 #include "kvasir/kvasir.h"
 
 namespace kv::model {
@@ -35,6 +36,12 @@ struct StepBatch {
   int32_t table_stride = 0;
   int32_t selection = KV_SELECTION_ALL;  // paged caches: decode page selection
   int32_t select_top_k = 0;
+  // Quantized caches: groups [0, quant_before[s]) are in blocks quant_blocks[s * quant_stride + j];
+  // the step packs [quant_before[s], quant_after[s]) after attention. Null: nothing quantized.
+  const int32_t* quant_blocks = nullptr;
+  int32_t quant_stride = 0;
+  const int32_t* quant_before = nullptr;
+  const int32_t* quant_after = nullptr;
   const int32_t* start_pos = nullptr;
   const int32_t* num_new = nullptr;
   const int32_t* token_ids = nullptr;
@@ -94,6 +101,16 @@ struct kv_kv_cache {
   void* summaries = nullptr;    // [layers][pages][kv_heads][2][head_dim] key min then max, weight dtype (may be null)
   uint64_t summary_bytes = 0;
   int32_t* device_history = nullptr;  // the same on the device (CUDA models)
+  // Quantized caches (kv_paged_cache_init_quant): [layers][num_qblocks][kv_heads][qlayout.bytes].
+  void* qblocks = nullptr;
+  uint64_t qblock_bytes = 0;      // all layers
+  int32_t num_qblocks = 0;
+  int32_t qsink = 0;
+  kv_quant_format qformat{};
+  kv::quant::Layout qlayout{};
+  bool quant() const { return qblocks != nullptr; }
+  int64_t qlayer_bytes() const { return static_cast<int64_t>(num_qblocks) * model_kv_heads * static_cast<int64_t>(qlayout.bytes); }
+  int32_t model_kv_heads = 0;
 };
 
 namespace kv::model {

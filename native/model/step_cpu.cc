@@ -16,6 +16,7 @@
 #include "cpu/gemm.h"
 #include "cpu/isa.h"
 #include "cpu/paged_quest.h"
+#include "cpu/quant_kv.h"
 #include "cpu/parallel.h"
 #include "cpu/simd.h"
 #include "model/model_impl.h"
@@ -270,6 +271,22 @@ void step_cpu(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
       if (!quest_seqs.empty()) select_quest(m, b, pool, summaries, quest_seqs, qkv.data(), QKV, selected);
     }
 
+    // A quantized cache's blocks of this layer (kv_quant_kv), or none.
+    quant::QuantKv qkv_layer;
+    if (cache.quant() && b.quant_blocks) {
+      qkv_layer.blocks = static_cast<char*>(cache.qblocks) + static_cast<size_t>(l * cache.qlayer_bytes());
+      qkv_layer.num_blocks = cache.num_qblocks;
+      qkv_layer.head_stride = static_cast<int64_t>(cache.qlayout.bytes);
+      qkv_layer.block_stride = qkv_layer.head_stride * HKV;
+      qkv_layer.num_kv_heads = static_cast<int32_t>(HKV);
+      qkv_layer.sink_tokens = cache.qsink;
+      qkv_layer.group_tokens = cache.qformat.group_tokens;
+      qkv_layer.head_dim = cache.qformat.head_dim;
+      qkv_layer.boost_channels = cache.qformat.boost_channels;
+      qkv_layer.layout = cache.qlayout;
+    }
+    const int64_t QG = cache.quant() ? cache.qformat.group_tokens : 1;
+
     // Causal attention: token t at position p attends to its sequence's positions [0, p]. A paged
     // cache gathers each (sequence, KV head)'s attended rows in position order into one block, so
     // attend_rows sees exactly what a slot cache holds (same rows, same order, same result).
@@ -277,10 +294,41 @@ void step_cpu(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
       parallel_for(static_cast<int64_t>(b.num_seqs) * HKV, 1, [&](int64_t i0, int64_t i1) {
         std::vector<float> scratch;
         std::vector<char> kbuf, vbuf;
+        std::vector<float> fbuf[2];
         for (int64_t i = i0; i < i1; ++i) {
           const int32_t s = static_cast<int32_t>(i / HKV);
           const int64_t kvh = i % HKV, end = static_cast<int64_t>(b.start_pos[s]) + b.num_new[s];
           const std::vector<int32_t>& sel = selected[static_cast<size_t>(i)];
+          if (qkv_layer.blocks) {
+            // A quantized cache: every position in order as fp32, the quantized groups
+            // dequantized (the values kv_quant_decode_async attends), then attend_rows in fp32.
+            const int64_t qbegin = cache.qsink, qend = cache.qsink + static_cast<int64_t>(b.quant_before[s]) * QG;
+            std::vector<float>& kf = fbuf[0];
+            std::vector<float>& vf = fbuf[1];
+            kf.resize(static_cast<size_t>(end * D));
+            vf.resize(kf.size());
+            for (int64_t j = 0; j * P < end; ++j) {
+              const int64_t p0 = j * P;
+              if (p0 >= qbegin && p0 < qend) continue;
+              const int64_t valid = std::min<int64_t>(P, end - p0);
+              const char* kr = k_layer + static_cast<size_t>(paged_row(page_at(s, j), kvh, 0)) * esize;
+              const char* vr = v_layer + static_cast<size_t>(paged_row(page_at(s, j), kvh, 0)) * esize;
+              load_row(kr, m.wdtype, valid * D, kf.data() + p0 * D);
+              load_row(vr, m.wdtype, valid * D, vf.data() + p0 * D);
+            }
+            for (int32_t g = 0; g < b.quant_before[s]; ++g) {
+              const int64_t p0 = qbegin + static_cast<int64_t>(g) * QG;
+              cpu::quant_dequantize_head(qkv_layer, b.quant_blocks[static_cast<int64_t>(s) * b.quant_stride + g],
+                                         static_cast<int32_t>(kvh), kf.data() + p0 * D, vf.data() + p0 * D);
+            }
+            for (int64_t t = b.token_offset[s]; t < b.token_offset[s + 1]; ++t) {
+              const float* q = qkv.data() + t * QKV + kvh * group * D;
+              float* out = attn.data() + t * QD + kvh * group * D;
+              cpu::attend_rows(q, kf.data(), vf.data(), D, group, static_cast<int32_t>(D), scale, 0, pos_of[t] + 1, out,
+                               nullptr, avx2, scratch);
+            }
+            continue;
+          }
           kbuf.resize(static_cast<size_t>(sel.size() * P * D) * esize);
           vbuf.resize(kbuf.size());
           int64_t rows = 0;
@@ -330,6 +378,34 @@ void step_cpu(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
       }
     });
 
+    if (qkv_layer.blocks) {
+      // Groups that left the bf16 window in this step: packed from their pages into blocks.
+      std::vector<int32_t> src_pages, dst_blocks;
+      for (int32_t s = 0; s < b.num_seqs; ++s)
+        for (int32_t g = b.quant_before[s]; g < b.quant_after[s]; ++g) {
+          dst_blocks.push_back(b.quant_blocks[static_cast<int64_t>(s) * b.quant_stride + g]);
+          const int64_t j0 = (cache.qsink + static_cast<int64_t>(g) * QG) / P;
+          for (int64_t j = j0; j < j0 + QG / P; ++j) src_pages.push_back(static_cast<int32_t>(page_at(s, j)));
+        }
+      if (!dst_blocks.empty()) {
+        QuantPackArgs pk;
+        pk.dtype = m.wdtype;
+        pk.src.k = k_layer;
+        pk.src.v = v_layer;
+        pk.src.num_pages = cache.num_pages;
+        pk.src.page_tokens = static_cast<int32_t>(P);
+        pk.src.num_kv_heads = static_cast<int32_t>(HKV);
+        pk.src.head_dim = static_cast<int32_t>(D);
+        pk.src.page_stride = HKV * P * D;
+        pk.src.head_stride = P * D;
+        pk.src.token_stride = D;
+        pk.src_pages = src_pages.data();
+        pk.dst_blocks = dst_blocks.data();
+        pk.num_jobs = static_cast<int32_t>(dst_blocks.size());
+        pk.dst = qkv_layer;
+        cpu::quant_pack(pk);
+      }
+    }
     cpu::matmul_wt(attn.data(), T, QD, L.o.data, m.wdtype, H, proj.data());
     for (int64_t i = 0; i < T * H; ++i) x[i] += proj[i];
 

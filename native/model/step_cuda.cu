@@ -31,6 +31,7 @@
 #include "cuda/paged_decode.h"
 #include "cuda/paged_prefill.h"
 #include "cuda/paged_quest.h"
+#include "cuda/quant_kv.h"
 #include "model/model_cuda.h"
 #include "model/philox.h"
 
@@ -113,6 +114,10 @@ struct Context {
   DeviceErrorRecord* error_host = nullptr;
   uint32_t* arrivals = nullptr;  // the ops stream's arrival counters (see kv::cuda::Stream)
   kv::cuda::Stream ops{};
+  // Quantized caches: one layer's bf16 copy of the prefill sequences' whole KV (grown on demand;
+  // prefill steps only, which never run as graphs).
+  void* scratch = nullptr;
+  size_t scratch_bytes = 0;
 };
 
 constexpr size_t kBlasWorkspaceBytes = 32u << 20;
@@ -922,7 +927,56 @@ struct Work {
   uint64_t quest_ws_bytes = 0;
   void* decode_ws = nullptr;
   uint64_t decode_ws_bytes = 0;
+  // Quantized caches (plan rows as above): the blocks of each row's quantized groups, their
+  // count, the groups packed after the step, and for prefill over a quantized prefix the scratch
+  // copy of every prefill row's KV (bf16 pages gathered, blocks unpacked).
+  bool quant = false;
+  const int32_t* qtable = nullptr;     // [seqs][table_cols]
+  const int32_t* qcounts = nullptr;    // [seqs]
+  const int32_t* pack_src = nullptr;   // [n_pack][G / P] pages of the groups to pack
+  const int32_t* pack_dst = nullptr;   // [n_pack] their blocks
+  int32_t n_pack = 0;
+  bool materialize = false;
+  const int32_t* scr_table = nullptr;  // [n_pre][scr_cols] scratch page of each logical page
+  int32_t scr_cols = 0;
+  const int32_t* copy_src = nullptr;   // [n_copy] bf16 pages gathered ...
+  const int32_t* copy_dst = nullptr;   // ... into these scratch pages
+  int32_t n_copy = 0;
+  const int32_t* unpack_src = nullptr; // [n_unpack] blocks unpacked ...
+  const int32_t* unpack_dst = nullptr; // ... into these scratch pages [n_unpack][G / P]
+  int32_t n_unpack = 0;
+  int32_t n_scr_pages = 0;
+  void* scr_k = nullptr;
+  void* scr_v = nullptr;
 };
+
+// One layer's quantized blocks as the kernel library sees them.
+kv::quant::QuantKv quant_layer(const kv_kv_cache& cache, int64_t layer, int32_t hkv) {
+  kv::quant::QuantKv q;
+  q.blocks = static_cast<char*>(cache.qblocks) + static_cast<size_t>(layer * cache.qlayer_bytes());
+  q.num_blocks = cache.num_qblocks;
+  q.head_stride = static_cast<int64_t>(cache.qlayout.bytes);
+  q.block_stride = q.head_stride * hkv;
+  q.num_kv_heads = hkv;
+  q.sink_tokens = cache.qsink;
+  q.group_tokens = cache.qformat.group_tokens;
+  q.head_dim = cache.qformat.head_dim;
+  q.boost_channels = cache.qformat.boost_channels;
+  q.layout = cache.qlayout;
+  return q;
+}
+
+// Copies whole pages (K and V, every head) from the pool into the scratch pool, 16 bytes a thread.
+__global__ void gather_pages_kernel(const uint4* k, const uint4* v, uint4* sk, uint4* sv, const int32_t* src,
+                                    const int32_t* dst, int32_t n, int64_t page_vecs) {
+  const int64_t total = n * page_vecs;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t page = i / page_vecs, e = i - page * page_vecs;
+    sk[dst[page] * page_vecs + e] = k[src[page] * page_vecs + e];
+    sv[dst[page] * page_vecs + e] = v[src[page] * page_vecs + e];
+  }
+}
 
 // The cached cuBLASLt plan of out[rows][n] (+)= a[rows][k] w[n][k]^T, made on first use; null
 // when cuBLASLt is absent or has no algorithm for the shape.
@@ -1007,7 +1061,25 @@ void paged_attention(Context* c, const kv_model& m, const kv_kv_cache& cache, co
     a.sm_scale = sm_scale;
     a.workspace = w.decode_ws;
     a.workspace_bytes = w.decode_ws_bytes;
-    if (b.selection == KV_SELECTION_QUEST) {
+    if (w.quant) {
+      QuantDecodeArgs qa;
+      qa.dtype = m.wdtype;
+      qa.q = w.q_lowp;
+      qa.kv = pool;
+      qa.table = table;
+      qa.qkv = quant_layer(cache, layer, HKV);
+      qa.qtable.blocks = w.qtable;
+      qa.qtable.seq_stride = w.table_cols;
+      qa.qtable.counts = w.qcounts;
+      qa.o = w.attn;
+      qa.batch = w.n_dec;
+      qa.num_q_heads = HQ;
+      qa.max_kv_len = w.dec_max_kv_len;
+      qa.sm_scale = sm_scale;
+      qa.workspace = w.decode_ws;
+      qa.workspace_bytes = w.decode_ws_bytes;
+      kv::cuda::quant_decode(&c->ops, qa);
+    } else if (b.selection == KV_SELECTION_QUEST) {
       QuestSelectArgs q;
       q.dtype = m.wdtype;
       q.q = w.q_lowp;
@@ -1028,7 +1100,7 @@ void paged_attention(Context* c, const kv_model& m, const kv_kv_cache& cache, co
       a.select.counts = w.quest_counts;
       a.select.stride = b.select_top_k;
     }
-    kv::cuda::paged_decode(&c->ops, a);
+    if (!w.quant) kv::cuda::paged_decode(&c->ops, a);
   }
   if (w.n_pre > 0) {
     PagedPrefillArgs a;
@@ -1038,6 +1110,36 @@ void paged_attention(Context* c, const kv_model& m, const kv_kv_cache& cache, co
     a.kv = pool;
     a.table.pages = w.tables + static_cast<int64_t>(w.n_dec) * w.table_cols;
     a.table.seq_stride = w.table_cols;
+    if (w.materialize) {
+      // The prefill rows' KV of this layer as one bf16 scratch pool: their bf16 pages gathered,
+      // their quantized groups unpacked (the values decode reads, rounded to bf16).
+      PagedKv scratch = pool;
+      scratch.k = w.scr_k;
+      scratch.v = w.scr_v;
+      scratch.num_pages = w.n_scr_pages;
+      const int64_t page_vecs = pool.page_stride * static_cast<int64_t>(es) / 16;
+      if (w.n_copy > 0) {
+        const int64_t total = w.n_copy * page_vecs;
+        const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((total + 255) / 256, int64_t{c->sms} * 8));
+        gather_pages_kernel<<<blocks, 256, 0, c->stream>>>(
+            static_cast<const uint4*>(k_layer), static_cast<const uint4*>(v_layer), static_cast<uint4*>(w.scr_k),
+            static_cast<uint4*>(w.scr_v), w.copy_src, w.copy_dst, w.n_copy, page_vecs);
+        KV_CUDA_CHECK_LAUNCH();
+      }
+      if (w.n_unpack > 0) {
+        QuantUnpackArgs ua;
+        ua.dtype = m.wdtype;
+        ua.src = quant_layer(cache, layer, HKV);
+        ua.src_blocks = w.unpack_src;
+        ua.dst_pages = w.unpack_dst;
+        ua.num_jobs = w.n_unpack;
+        ua.dst = scratch;
+        kv::cuda::quant_unpack(&c->ops, ua);
+      }
+      a.kv = scratch;
+      a.table.pages = w.scr_table;
+      a.table.seq_stride = w.scr_cols;
+    }
     a.table.kv_lens = w.kv_lens + w.n_dec;
     a.o = static_cast<char*>(w.attn) + static_cast<size_t>(w.n_dec) * HQ * D * es;
     a.batch = w.n_pre;
@@ -1253,6 +1355,7 @@ void destroy_context(Context* c) noexcept {
   if (c->blas_workspace) (void)cudaFree(c->blas_workspace);
   if (c->arrivals) (void)cudaFree(c->arrivals);
   if (c->work) (void)cudaFree(c->work);
+  if (c->scratch) (void)cudaFree(c->scratch);
   if (c->pinned) (void)cudaFreeHost(c->pinned);
   if (c->error_host) (void)cudaFreeHost(c->error_host);
   if (c->stream) (void)cudaStreamDestroy(c->stream);
@@ -1389,6 +1492,48 @@ void copy_pages(kv_model& m, kv_kv_cache& cache, const int32_t* src, const int32
   KV_CUDA_CHECK(cudaStreamSynchronize(c->stream));
 }
 
+void unpack_blocks(kv_model& m, kv_kv_cache& cache, const int32_t* blocks, const int32_t* pages, int32_t num_blocks) {
+  Context* c = m.cuda;
+  DeviceGuard guard(c->device);
+  const kv_model_config& cfg = m.cfg;
+  const int32_t per = cache.qformat.group_tokens / cache.page_tokens;
+  const size_t ids_bytes = static_cast<size_t>(num_blocks) * (per + 1) * 4;
+  int32_t* ids = nullptr;
+  KV_CUDA_CHECK(cudaMalloc(&ids, ids_bytes));
+  try {
+    KV_CUDA_CHECK(cudaMemcpyAsync(ids, blocks, static_cast<size_t>(num_blocks) * 4, cudaMemcpyHostToDevice, c->stream));
+    KV_CUDA_CHECK(cudaMemcpyAsync(ids + num_blocks, pages, static_cast<size_t>(num_blocks) * per * 4,
+                                  cudaMemcpyHostToDevice, c->stream));
+    const size_t es = m.wdtype == KV_DTYPE_BF16 ? 2 : 4;
+    const int64_t P = cache.page_tokens, H = cfg.num_kv_heads, D = cfg.head_dim;
+    const size_t layer_bytes = static_cast<size_t>(cache.num_pages) * P * H * D * es;
+    for (int64_t l = 0; l < cfg.num_layers; ++l) {
+      QuantUnpackArgs a;
+      a.dtype = m.wdtype;
+      a.src = quant_layer(cache, l, cfg.num_kv_heads);
+      a.src_blocks = ids;
+      a.dst_pages = ids + num_blocks;
+      a.num_jobs = num_blocks;
+      a.dst.k = static_cast<char*>(cache.k) + l * layer_bytes;
+      a.dst.v = static_cast<char*>(cache.v) + l * layer_bytes;
+      a.dst.num_pages = cache.num_pages;
+      a.dst.page_tokens = static_cast<int32_t>(P);
+      a.dst.num_kv_heads = static_cast<int32_t>(H);
+      a.dst.head_dim = static_cast<int32_t>(D);
+      a.dst.page_stride = H * P * D;
+      a.dst.head_stride = P * D;
+      a.dst.token_stride = D;
+      kv::cuda::quant_unpack(&c->ops, a);
+    }
+    KV_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+  } catch (...) {
+    (void)cudaFree(ids);
+    throw;
+  }
+  KV_CUDA_CHECK(cudaFree(ids));
+  check_device_errors(c);
+}
+
 void set_profiling(Context* c, bool on) {
   c->profiling = on;
   if (!on)
@@ -1479,7 +1624,33 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
   }
   const int32_t n_pre = paged ? S - n_dec : 0;
   const int32_t dec_max_kv_len = static_cast<int32_t>(std::min<int64_t>(int64_t{table_cols} * P, cfg.max_positions));
-  const size_t plan_ints = static_cast<size_t>(5 * T + 3 * S + 1 + 2 * num_upd) + static_cast<size_t>(S) * table_cols;
+  // Quantized caches: the groups to pack, and whether prefill rows attend a quantized prefix
+  // (then every prefill row's KV is copied into the scratch pool, scr_cols pages per row).
+  const bool quant = paged && cache.quant() && b.quant_blocks != nullptr;
+  const int32_t QG = quant ? cache.qformat.group_tokens : 0, per_group = quant ? QG / static_cast<int32_t>(P) : 0;
+  int64_t n_pack = 0, n_scr_pages = 0, n_unpack = 0;
+  int32_t scr_cols = 0;
+  bool materialize = false;
+  if (quant) {
+    for (int32_t s = 0; s < S; ++s) {
+      n_pack += b.quant_after[s] - b.quant_before[s];
+      if (b.num_new[s] != 1 && b.quant_before[s] > 0) materialize = true;
+    }
+    if (materialize)
+      for (int32_t s = 0; s < S; ++s) {
+        if (b.num_new[s] == 1) continue;
+        const int32_t pages = static_cast<int32_t>((static_cast<int64_t>(b.start_pos[s]) + b.num_new[s] + P - 1) / P);
+        n_scr_pages += pages;
+        scr_cols = std::max(scr_cols, pages);
+        n_unpack += b.quant_before[s];
+      }
+  }
+  const size_t quant_ints = quant ? static_cast<size_t>(S) * table_cols + S + n_pack * (per_group + 1) +
+                                        static_cast<size_t>(n_pre) * scr_cols + 2 * n_scr_pages +
+                                        n_unpack * (per_group + 1)
+                                  : 0;
+  const size_t plan_ints =
+      static_cast<size_t>(5 * T + 3 * S + 1 + 2 * num_upd) + static_cast<size_t>(S) * table_cols + quant_ints;
   const size_t sampling_offset = align256(plan_ints * 4);
   const size_t tiles_offset = sampling_offset + align256(static_cast<size_t>(S) * sizeof(SeqSampling));
   const size_t plan_bytes = tiles_offset + align256(tiles.size() * sizeof(kv::cuda::PrefillTile));
@@ -1506,8 +1677,20 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
   carve(12, splits > 1 ? T * cfg.num_q_heads * splits * 4 : 0);        // part_lse
   carve(13, paged ? T * QD * es : tiles.empty() ? 0 : T * QD * 2);    // q_lowp
   const uint64_t decode_ws_bytes =
-      n_dec > 0 ? kv::cuda::paged_decode_workspace_bytes(c->device, n_dec, cfg.num_q_heads, cfg.head_dim, dec_max_kv_len)
-                : 0;
+      n_dec == 0 ? 0
+      : quant   ? kv::cuda::quant_decode_workspace_bytes(c->device, n_dec, cfg.num_q_heads, cfg.head_dim, dec_max_kv_len)
+                : kv::cuda::paged_decode_workspace_bytes(c->device, n_dec, cfg.num_q_heads, cfg.head_dim, dec_max_kv_len);
+  if (materialize) {
+    const size_t need = static_cast<size_t>(n_scr_pages) * P * KVD * es * 2;
+    if (need > c->scratch_bytes) {
+      KV_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+      if (c->scratch) KV_CUDA_CHECK(cudaFree(c->scratch));
+      c->scratch = nullptr;
+      c->scratch_bytes = 0;
+      KV_CUDA_CHECK(cudaMalloc(&c->scratch, need));
+      c->scratch_bytes = need;
+    }
+  }
   const bool quest = paged && b.selection == KV_SELECTION_QUEST && n_dec > 0;
   const uint64_t quest_ws_bytes = quest ? kv::quest_select_workspace_bytes_for(n_dec, cfg.num_kv_heads, table_cols) : 0;
   carve(14, decode_ws_bytes);
@@ -1581,6 +1764,28 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
     w.quest_idx = reinterpret_cast<int32_t*>(base + offsets[16]);
     w.quest_counts = reinterpret_cast<int32_t*>(base + offsets[17]);
   }
+  // The quantized part of the plan follows the page tables (device and pinned copies alike).
+  const int64_t quant_off = plan_tables + static_cast<int64_t>(S) * table_cols - w.tokens;
+  if (quant) {
+    int32_t* at = w.tokens + quant_off;
+    w.quant = true;
+    w.qtable = at;
+    w.qcounts = at + static_cast<int64_t>(S) * table_cols;
+    w.pack_src = w.qcounts + S;
+    w.pack_dst = w.pack_src + n_pack * per_group;
+    w.n_pack = static_cast<int32_t>(n_pack);
+    w.materialize = materialize;
+    w.scr_table = w.pack_dst + n_pack;
+    w.scr_cols = scr_cols;
+    w.copy_src = w.scr_table + static_cast<int64_t>(n_pre) * scr_cols;
+    w.copy_dst = w.copy_src + n_scr_pages;
+    w.unpack_src = w.copy_dst + n_scr_pages;
+    w.unpack_dst = w.unpack_src + n_unpack;
+    w.n_unpack = static_cast<int32_t>(n_unpack);
+    w.n_scr_pages = static_cast<int32_t>(n_scr_pages);
+    w.scr_k = c->scratch;
+    w.scr_v = static_cast<char*>(c->scratch) + static_cast<size_t>(n_scr_pages) * P * KVD * es;
+  }
 
   int32_t* host_ints = static_cast<int32_t*>(c->pinned);
   int32_t* host_hist_row = host_ints + 4 * T + S;  // as w.hist_row
@@ -1633,6 +1838,50 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
       host_ints[4 * T + s] = static_cast<int32_t>(row - 1);
     }
     for (int32_t r = S - n_dec + 1; r <= S; ++r) q_indptr[r] = q_indptr[S - n_dec];  // unused tail, defined
+    if (quant) {
+      int32_t* qtable = host_ints + quant_off;
+      int32_t* qcounts = qtable + static_cast<int64_t>(S) * table_cols;
+      int32_t* pack_src = qcounts + S;
+      int32_t* pack_dst = pack_src + n_pack * per_group;
+      int32_t* scr_table = pack_dst + n_pack;
+      int32_t* copy_src = scr_table + static_cast<int64_t>(n_pre) * scr_cols;
+      int32_t* copy_dst = copy_src + n_scr_pages;
+      int32_t* unpack_src = copy_dst + n_scr_pages;
+      int32_t* unpack_dst = unpack_src + n_unpack;
+      int64_t pk = 0, scr = 0, cp = 0, up = 0;
+      for (int32_t r = 0; r < S; ++r) {
+        const int32_t s = order[r];
+        const int32_t* table = b.page_tables + static_cast<int64_t>(s) * b.table_stride;
+        const int32_t* blocks = b.quant_blocks + static_cast<int64_t>(s) * b.quant_stride;
+        for (int64_t j = 0; j < table_cols; ++j)
+          qtable[static_cast<int64_t>(r) * table_cols + j] = j < b.quant_before[s] ? blocks[j] : 0;
+        qcounts[r] = b.quant_before[s];
+        for (int32_t g = b.quant_before[s]; g < b.quant_after[s]; ++g, ++pk) {
+          pack_dst[pk] = blocks[g];
+          const int64_t j0 = (cache.qsink + static_cast<int64_t>(g) * QG) / P;
+          for (int32_t i = 0; i < per_group; ++i) pack_src[pk * per_group + i] = table[j0 + i];
+        }
+        if (materialize && r >= n_dec) {
+          const int64_t end = static_cast<int64_t>(b.start_pos[s]) + b.num_new[s];
+          const int64_t pages = (end + P - 1) / P;
+          const int64_t q0 = cache.qsink, q1 = cache.qsink + static_cast<int64_t>(b.quant_before[s]) * QG;
+          int32_t* row_table = scr_table + static_cast<int64_t>(r - n_dec) * scr_cols;
+          for (int64_t j = 0; j < scr_cols; ++j) row_table[j] = j < pages ? static_cast<int32_t>(scr + j) : 0;
+          for (int64_t j = 0; j < pages; ++j)
+            if (j * P < q0 || j * P >= q1) {
+              copy_src[cp] = table[j];
+              copy_dst[cp++] = static_cast<int32_t>(scr + j);
+            }
+          for (int32_t g = 0; g < b.quant_before[s]; ++g, ++up) {
+            unpack_src[up] = blocks[g];
+            for (int32_t i = 0; i < per_group; ++i)
+              unpack_dst[up * per_group + i] = static_cast<int32_t>(scr + (q0 + static_cast<int64_t>(g) * QG) / P + i);
+          }
+          scr += pages;
+        }
+      }
+      w.n_copy = static_cast<int32_t>(cp);
+    }
   }
   if (!tiles.empty())
     std::memcpy(static_cast<char*>(c->pinned) + tiles_offset, tiles.data(), tiles.size() * sizeof(tiles[0]));
@@ -1655,6 +1904,29 @@ void step(kv_model& m, kv_kv_cache& cache, const StepBatch& b) {
   marks.mark(-1);
   if (m.wdtype == KV_DTYPE_BF16) launch_step<uint16_t>(c, m, cache, b, w, marks);
   else launch_step<float>(c, m, cache, b, w, marks);
+  if (w.n_pack > 0) {
+    // Groups that left the bf16 window: packed after the step (outside any graph, since their
+    // number varies), layer by layer; the next step reads the blocks in stream order.
+    const size_t layer_elems = static_cast<size_t>(cache.num_pages) * P * KVD;
+    for (int64_t l = 0; l < cfg.num_layers; ++l) {
+      QuantPackArgs pk;
+      pk.dtype = m.wdtype;
+      pk.src.k = static_cast<char*>(cache.k) + l * layer_elems * es;
+      pk.src.v = static_cast<char*>(cache.v) + l * layer_elems * es;
+      pk.src.num_pages = cache.num_pages;
+      pk.src.page_tokens = static_cast<int32_t>(P);
+      pk.src.num_kv_heads = cfg.num_kv_heads;
+      pk.src.head_dim = cfg.head_dim;
+      pk.src.page_stride = static_cast<int64_t>(cfg.num_kv_heads) * P * cfg.head_dim;
+      pk.src.head_stride = P * cfg.head_dim;
+      pk.src.token_stride = cfg.head_dim;
+      pk.src_pages = w.pack_src;
+      pk.dst_blocks = w.pack_dst;
+      pk.num_jobs = w.n_pack;
+      pk.dst = quant_layer(cache, l, cfg.num_kv_heads);
+      kv::cuda::quant_pack(&c->ops, pk);
+    }
+  }
   char* results = static_cast<char*>(c->pinned);
   if (b.sampled) KV_CUDA_CHECK(cudaMemcpyAsync(results, w.sampled, S * 4, cudaMemcpyDeviceToHost, c->stream));
   if (b.logits)
